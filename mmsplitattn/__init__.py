@@ -1,0 +1,10 @@
+"""mmsplitattn: attention backbones (ResNeSt, SEM, ACmix, SPANet) for OpenMMLab 2.x.
+
+Importing the package registers every module in :data:`mmsplitattn.registry.MODELS`
+(scope ``mmsplitattn``); configs refer to them as ``type='mmsplitattn.ResNeSt'``
+with ``custom_imports=dict(imports=['mmsplitattn'])``.
+"""
+from .version import __version__
+from . import models  # noqa: F401  (registers the modules)
+
+__all__ = ['__version__']

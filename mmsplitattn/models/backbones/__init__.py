@@ -1,0 +1,3 @@
+from .resnest import ResNeSt
+
+__all__ = ['ResNeSt']

@@ -1,0 +1,74 @@
+"""The ResNet skeleton every backbone of the package is built on.
+
+It is mmseg's ResNet (stem, stages, ``ResLayer`` with ``contract_dilation`` /
+``multi_grid``, ``plugins``, ``frozen_stages``, ``norm_eval``, ``with_cp``),
+so parameter names are those of mmdet/mmseg/torchvision ResNets and their
+checkpoints load. This class adds what a subclass only declares:
+
+* ``arch_settings`` {depth: (block, stage_blocks)} and ``block_kwargs`` —
+  the block-specific arguments, forwarded to every block;
+* argument checks up front, each a ``ValueError`` naming the bad value;
+* ``zero_init_residual`` for any block with a ``norm3`` (mmseg only applies
+  it to its own ``Bottleneck`` class).
+"""
+from mmseg.models.backbones.resnet import ResNet
+
+from ..checks import check_choice, check_int
+
+
+class ResNetBase(ResNet):
+    """ResNet skeleton; subclasses set ``arch_settings`` and pass
+    ``block_kwargs`` (dict) for their block.
+
+    Shapes: x (B, in_channels, H, W) -> tuple of the ``out_indices`` stage
+    outputs, stage i having ``base_channels * 2**i * expansion`` channels.
+    """
+
+    styles = ('pytorch', 'caffe')
+
+    def __init__(self, depth, block_kwargs=None, **kwargs):
+        self._check_args(depth, kwargs)
+        self.block_kwargs = dict(block_kwargs or {})
+        self._zero_init = (kwargs.get('zero_init_residual', True)
+                           and kwargs.get('init_cfg') is None
+                           and kwargs.get('pretrained') is None)
+        super().__init__(depth, **kwargs)
+
+    def _check_args(self, depth, kwargs):
+        check_choice('depth', depth, self.arch_settings)
+        check_choice('style', kwargs.get('style', 'pytorch'), self.styles)
+        num_stages = kwargs.get('num_stages', 4)
+        if num_stages not in (1, 2, 3, 4):
+            raise ValueError(f'num_stages must be 1, 2, 3 or 4, got {num_stages!r}')
+        for name in ('strides', 'dilations'):
+            value = kwargs.get(name)
+            if value is not None and len(value) != num_stages:
+                raise ValueError(f'{name} must have num_stages={num_stages} '
+                                 f'entries, got {tuple(value)}')
+            for v in value or ():
+                check_int(f'every entry of {name}', v)
+        for i in kwargs.get('out_indices', (0, 1, 2, 3)):
+            if not 0 <= i < num_stages:
+                raise ValueError(f'out_indices must be in [0, {num_stages - 1}]'
+                                 f' (num_stages={num_stages}), got {i!r}')
+        frozen = kwargs.get('frozen_stages', -1)
+        if not -1 <= frozen <= num_stages:
+            raise ValueError(f'frozen_stages must be in [-1, {num_stages}], '
+                             f'got {frozen!r}')
+        for name in ('stem_channels', 'base_channels', 'in_channels'):
+            if name in kwargs:
+                check_int(name, kwargs[name])
+        stem = kwargs.get('stem_channels', 64)
+        if kwargs.get('deep_stem') and stem % 2:
+            raise ValueError(f'stem_channels must be even with deep_stem, got {stem}')
+
+    def make_res_layer(self, **kwargs):
+        return super().make_res_layer(**kwargs, **self.block_kwargs)
+
+    def init_weights(self):
+        super().init_weights()
+        if self._zero_init:
+            for m in self.modules():
+                if isinstance(m, self.block) and hasattr(m, 'norm3'):
+                    m.norm3.weight.data.zero_()
+                    m.norm3.bias.data.zero_()

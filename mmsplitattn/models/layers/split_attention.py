@@ -1,0 +1,127 @@
+"""Split-Attention convolution (ResNeSt, Zhang et al. 2020, arXiv 2004.08955)."""
+import torch
+import torch.nn.functional as F
+from mmcv.cnn import build_conv_layer, build_norm_layer
+from mmengine.model import BaseModule
+
+from mmsplitattn.registry import MODELS
+from ..checks import check_divisible, check_int
+
+
+@MODELS.register_module()
+class SplitAttentionConv2d(BaseModule):
+    """Split-Attention convolution with cardinality ``groups`` and ``radix``.
+
+    Parameter names follow mmdet/mmseg (``conv``, ``norm0``-style norm names
+    from ``build_norm_layer`` e.g. ``bn0``, ``fc1``, ``bn1``, ``fc2``), so
+    their ResNeSt checkpoints load unchanged.
+
+    Args:
+        in_channels (int): Input channels ``Cin``.
+        channels (int): Output channels ``C`` (the block width).
+        kernel_size, stride, padding, dilation: of the grouped convolution.
+        groups (int): Cardinality ``K``. Default 1.
+        radix (int): Splits per cardinal group ``R``; ``R = 1`` uses a
+            sigmoid gate instead of the r-softmax. Default 2.
+        reduction_factor (int): ``inter = max(Cin * R // reduction_factor, 32)``.
+        conv_cfg (dict, optional): Config of the grouped convolution.
+        norm_cfg (dict): Config of both norms. Default ``dict(type='BN')``.
+        return_attention (bool): Keep the last attention weights, shaped
+            (B, R, C), in ``self.last_attention`` for inspection.
+
+    Shapes:
+        x (B, Cin, H, W) -> (B, C, H', W') with H' the convolution's output.
+    """
+
+    def __init__(self,
+                 in_channels,
+                 channels,
+                 kernel_size=3,
+                 stride=1,
+                 padding=None,
+                 dilation=1,
+                 groups=1,
+                 radix=2,
+                 reduction_factor=4,
+                 conv_cfg=None,
+                 norm_cfg=dict(type='BN'),
+                 return_attention=False,
+                 init_cfg=None):
+        super().__init__(init_cfg)
+        for name, value in (('in_channels', in_channels),
+                            ('channels', channels),
+                            ('kernel_size', kernel_size), ('stride', stride),
+                            ('dilation', dilation), ('groups', groups),
+                            ('radix', radix),
+                            ('reduction_factor', reduction_factor)):
+            check_int(name, value)
+        check_divisible('in_channels', in_channels, 'groups', groups)
+        check_divisible('channels', channels, 'groups', groups)
+        if padding is None:
+            padding = dilation * (kernel_size - 1) // 2
+        inter_channels = max(in_channels * radix // reduction_factor, 32)
+        inter_channels = -(-inter_channels // groups) * groups
+        self.radix = radix
+        self.groups = groups
+        self.channels = channels
+        self.return_attention = return_attention
+        self.last_attention = None
+
+        self.conv = build_conv_layer(
+            conv_cfg, in_channels, channels * radix, kernel_size,
+            stride=stride, padding=padding, dilation=dilation,
+            groups=groups * radix, bias=False)
+        self.norm0_name, norm0 = build_norm_layer(
+            norm_cfg, channels * radix, postfix=0)
+        self.add_module(self.norm0_name, norm0)
+        self.fc1 = build_conv_layer(
+            None, channels, inter_channels, 1, groups=groups)
+        self.norm1_name, norm1 = build_norm_layer(
+            norm_cfg, inter_channels, postfix=1)
+        self.add_module(self.norm1_name, norm1)
+        self.fc2 = build_conv_layer(
+            None, inter_channels, channels * radix, 1, groups=groups)
+
+    @property
+    def norm0(self):
+        return getattr(self, self.norm0_name)
+
+    @property
+    def norm1(self):
+        return getattr(self, self.norm1_name)
+
+    def attention(self, x):
+        """Attention weights from the split features.
+
+        x (B, R*C, H, W) -> (B, R, C, 1, 1), summing to 1 over R (R > 1).
+        """
+        b = x.size(0)
+        # mean over space, then sum over radix: same as GAP(sum_r split_r)
+        # without materialising the (B, C, H, W) sum.
+        gap = x.mean((2, 3), keepdim=True)
+        if self.radix > 1:
+            gap = gap.view(b, self.radix, self.channels, 1, 1).sum(1)
+        z = F.relu(self.norm1(self.fc1(gap)), inplace=True)
+        logits = self.fc2(z)                                # (B, R*C, 1, 1)
+        if self.radix > 1:
+            # fc2 is grouped by cardinality: channels are ordered (K, R, C/K).
+            att = logits.view(b, self.groups, self.radix, -1).softmax(2)
+            att = att.transpose(1, 2)                       # (B, R, K, C/K)
+        else:
+            att = torch.sigmoid(logits)
+        return att.reshape(b, self.radix, self.channels, 1, 1)
+
+    def forward(self, x):
+        x = F.relu(self.norm0(self.conv(x)), inplace=True)  # (B, R*C, H', W')
+        att = self.attention(x)                              # (B, R, C, 1, 1)
+        if self.return_attention:
+            self.last_attention = att.detach().flatten(2)
+        if self.radix == 1:
+            return x * att[:, 0]
+        # Weighted sum over the radix splits, accumulated in place so the
+        # (B, R, C, H', W') product is never materialised.
+        splits = x.unflatten(1, (self.radix, self.channels))
+        out = splits[:, 0] * att[:, 0]
+        for r in range(1, self.radix):
+            out = out.addcmul_(splits[:, r], att[:, r])
+        return out

@@ -1,0 +1,14 @@
+"""The package's model registry, a child of MMEngine's root ``MODELS``.
+
+Because it is a child of the root, a scoped name such as
+``'mmsplitattn.ResNeSt'`` resolves from any default scope (``mmdet``,
+``mmseg``, ``mmengine``), and ``locations`` imports the modules on first use.
+"""
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import Registry
+
+MODELS = Registry(
+    'model',
+    parent=MMENGINE_MODELS,
+    scope='mmsplitattn',
+    locations=['mmsplitattn.models'])
