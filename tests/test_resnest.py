@@ -110,7 +110,8 @@ def test_plugins_are_built_with_block_width():
     (dict(depth=50, strides=(1, 2, 2)), 'strides must have num_stages=4 entries'),
     (dict(depth=50, out_indices=(4, )), r'out_indices must be in \[0, 3\]'),
     (dict(depth=50, frozen_stages=5), r'frozen_stages must be in \[-1, 4\]'),
-    (dict(depth=50, groups=64, base_width=1), 'base_width=1 is too small'),
+    (dict(depth=50, groups=64, base_width=1),
+     r'in_channels \(64\) must be divisible by groups \* radix \(128\)'),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -25,7 +25,7 @@ def reference_split_attention(m, x):
     return (a * splits).sum(1)
 
 
-@pytest.mark.parametrize('groups,radix', [(1, 1), (1, 2), (2, 2), (4, 4), (2, 1), (1, 3)])
+@pytest.mark.parametrize('groups,radix', [(1, 1), (1, 2), (2, 2), (4, 4), (2, 1), (1, 4)])
 @pytest.mark.parametrize('stride,dilation', [(1, 1), (2, 1), (1, 2)])
 def test_matches_reference(groups, radix, stride, dilation):
     torch.manual_seed(0)
@@ -63,10 +63,12 @@ def test_return_attention_keeps_weights():
 
 @pytest.mark.parametrize('kwargs,match', [
     (dict(radix=0), 'radix must be an integer >= 1, got 0'),
-    (dict(groups=3), r'in_channels \(8\) must be divisible by groups \(3\)'),
+    (dict(groups=2, radix=3), r'in_channels \(8\) must be divisible by groups \* radix \(6\)'),
+    (dict(groups=8, radix=1, channels=12), r'channels \(12\) must be divisible by groups \(8\)'),
     (dict(groups=0), 'groups must be an integer >= 1'),
     (dict(reduction_factor=1.5), 'reduction_factor must be an integer'),
 ])
 def test_bad_arguments(kwargs, match):
+    kwargs.setdefault('channels', 16)
     with pytest.raises(ValueError, match=match):
-        SplitAttentionConv2d(8, 16, **kwargs)
+        SplitAttentionConv2d(8, **kwargs)

@@ -55,12 +55,20 @@ if ! "$PY" -c 'import mmcv, mmcv.ops; assert mmcv.__version__ == "2.1.0"' 2>/dev
         step "building mmcv 2.1.0 with ops against $TORCH_KEY (once per machine, ~11 min on 2 cores)"
         mkdir -p "$WHEELS"
         tmp="$(mktemp -d "$WHEELS/.build.XXXX")"
-        # Build into a temporary folder so an interrupted build leaves no half-written wheel.
+        trap 'rm -rf "$tmp"' EXIT
+        # Build into a temporary folder so an interrupted build leaves no
+        # half-written wheel. torch >= 2.10 headers need C++20, while mmcv
+        # 2.1.0's setup.py forces -std=c++14/17: patch the flag in the sdist.
+        "${PIP[@]}" download -q --no-deps --no-binary :all: --no-build-isolation \
+            -d "$tmp" mmcv==2.1.0
+        tar -xzf "$tmp"/mmcv-2.1.0.tar.gz -C "$tmp"
+        sed -i "s/-std=c++1[47]/-std=c++20/g" "$tmp/mmcv-2.1.0/setup.py"
         MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
-            "${PIP[@]}" wheel --no-build-isolation --no-deps --no-cache-dir -w "$tmp" mmcv==2.1.0 \
-            -c "$REQ/torch.txt"
+            "${PIP[@]}" wheel --no-build-isolation --no-deps --no-cache-dir -w "$tmp" \
+            "$tmp/mmcv-2.1.0"
         mv "$tmp"/mmcv-2.1.0-*.whl "$WHEELS"/
         rm -rf "$tmp"
+        trap - EXIT
     else
         step "using cached mmcv wheel from $WHEELS"
     fi

@@ -1,4 +1,4 @@
-from .backbones import ResNeSt
-from .layers import SplitAttentionConv2d
+from .backbones import ResNeSt, SEMResNet, SPANetResNet
+from .layers import SEM, SPABlock, SplitAttentionConv2d
 
-__all__ = ['ResNeSt', 'SplitAttentionConv2d']
+__all__ = ['ResNeSt', 'SEMResNet', 'SPANetResNet', 'SEM', 'SPABlock', 'SplitAttentionConv2d']

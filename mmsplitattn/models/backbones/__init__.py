@@ -1,3 +1,4 @@
+from .plugin_resnet import SEMResNet, SPANetResNet
 from .resnest import ResNeSt
 
-__all__ = ['ResNeSt']
+__all__ = ['ResNeSt', 'SEMResNet', 'SPANetResNet']

@@ -4,12 +4,11 @@ import math
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_conv_layer, build_norm_layer
-from mmseg.models.backbones.resnet import Bottleneck
 
 from mmsplitattn.registry import MODELS
 from ..checks import check_int
 from ..layers import SplitAttentionConv2d
-from .resnet_base import ResNetBase
+from .resnet_base import Bottleneck, ResNetBase
 
 
 class ResNeStBottleneck(Bottleneck):
@@ -42,11 +41,6 @@ class ResNeStBottleneck(Bottleneck):
             width = planes
         else:
             width = math.floor(planes * base_width / base_channels) * groups
-            if width == 0:
-                raise ValueError(
-                    f'base_width={base_width} is too small for planes={planes}'
-                    f' and base_channels={base_channels}: the block width '
-                    'floor(planes * base_width / base_channels) * groups is 0')
         self.width = width
         self.avg_down_stride = avg_down_stride and self.conv2_stride > 1
         self.avd_first = avd_first
@@ -75,12 +69,6 @@ class ResNeStBottleneck(Bottleneck):
                 width, self.after_conv1_plugins)
             self.after_conv2_plugin_names = self.make_block_plugins(
                 width, self.after_conv2_plugins)
-
-    def forward_plugin(self, x, plugin_names):
-        """Apply the plugins one after another (mmseg's applies only the last)."""
-        for name in plugin_names:
-            x = getattr(self, name)(x)
-        return x
 
     def forward(self, x):
         """x (B, inplanes, H, W) -> (B, 4 * planes, H', W')."""

@@ -11,9 +11,24 @@ checkpoints load. This class adds what a subclass only declares:
 * ``zero_init_residual`` for any block with a ``norm3`` (mmseg only applies
   it to its own ``Bottleneck`` class).
 """
+from mmseg.models.backbones.resnet import Bottleneck as _MMSegBottleneck
 from mmseg.models.backbones.resnet import ResNet
 
 from ..checks import check_choice, check_int
+
+
+class Bottleneck(_MMSegBottleneck):
+    """mmseg's bottleneck (torchvision names: conv1, bn1, conv2, bn2, conv3,
+    bn3, downsample.{0,1}) with its plugins applied one after another
+    (mmseg's applies only the last of several at one position).
+
+    Shapes: x (B, inplanes, H, W) -> (B, 4 * planes, H / stride, W / stride).
+    """
+
+    def forward_plugin(self, x, plugin_names):
+        for name in plugin_names:
+            x = getattr(self, name)(x)
+        return x
 
 
 class ResNetBase(ResNet):
@@ -61,6 +76,12 @@ class ResNetBase(ResNet):
         stem = kwargs.get('stem_channels', 64)
         if kwargs.get('deep_stem') and stem % 2:
             raise ValueError(f'stem_channels must be even with deep_stem, got {stem}')
+
+    def train(self, mode=True):
+        """As mmseg's (frozen stages, ``norm_eval``), returning ``self`` as
+        ``nn.Module.train`` does."""
+        super().train(mode)
+        return self
 
     def make_res_layer(self, **kwargs):
         return super().make_res_layer(**kwargs, **self.block_kwargs)

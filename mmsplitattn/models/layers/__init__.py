@@ -1,3 +1,5 @@
+from .sem import SEM
+from .spa_block import SPABlock
 from .split_attention import SplitAttentionConv2d
 
-__all__ = ['SplitAttentionConv2d']
+__all__ = ['SEM', 'SPABlock', 'SplitAttentionConv2d']

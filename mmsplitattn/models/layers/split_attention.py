@@ -55,7 +55,8 @@ class SplitAttentionConv2d(BaseModule):
                             ('radix', radix),
                             ('reduction_factor', reduction_factor)):
             check_int(name, value)
-        check_divisible('in_channels', in_channels, 'groups', groups)
+        # the convolution is grouped by groups * radix on its input side
+        check_divisible('in_channels', in_channels, 'groups * radix', groups * radix)
         check_divisible('channels', channels, 'groups', groups)
         if padding is None:
             padding = dilation * (kernel_size - 1) // 2

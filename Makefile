@@ -1,0 +1,33 @@
+# The two commands of the README:
+#   make demo [BACKBONE=resnest]   set up, make the demo data, train + evaluate the demo Mask R-CNN
+#   make test                      set up, run the test suite
+# MMSPLITATTN_VENV moves the environment (default .venv/).
+VENV ?= $(if $(MMSPLITATTN_VENV),$(MMSPLITATTN_VENV),.venv)
+PY := $(VENV)/bin/python
+BACKBONE ?= resnest
+DEMO_CFG := configs/demo/maskrcnn_$(BACKBONE)_demo.py
+DEMO_DIR := work_dirs/demo_maskrcnn_$(BACKBONE)
+PYTEST_ARGS ?=
+
+.PHONY: setup test demo demo-data demo-seg clean-demo
+
+setup:
+	@MMSPLITATTN_VENV=$(VENV) bash tools/setup_env.sh
+
+test: setup
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+demo-data: setup
+	$(PY) tools/misc/make_demo_data.py --out data/demo
+
+demo: demo-data
+	@test -f $(DEMO_CFG) || { echo "no demo config $(DEMO_CFG); BACKBONE is one of: $$(ls configs/demo | sed -n 's/^maskrcnn_\(.*\)_demo.py/\1/p' | tr '\n' ' ')"; exit 2; }
+	rm -rf $(DEMO_DIR)
+	$(PY) tools/train.py $(DEMO_CFG) --work-dir $(DEMO_DIR)
+	$(PY) tools/test.py $(DEMO_CFG) "$$(cat $(DEMO_DIR)/last_checkpoint)" \
+		--work-dir $(DEMO_DIR)/test --show-dir $(DEMO_DIR)/predictions
+	@echo "demo: COCO bbox/segm mAP above; prediction pictures in $(DEMO_DIR)/predictions/"
+
+demo-seg: demo-data
+	rm -rf work_dirs/demo_fcn_resnest
+	$(PY) tools/train.py configs/demo/fcn_resnest_demo.py --work-dir work_dirs/demo_fcn_resnest

@@ -1,0 +1,9 @@
+# deeplabv3 on Cityscapes (512x1024, 80k, 4x2, mIoU) with a ResNet-101-V1c-D8
+# whose blocks carry a Switchable Excitation Module after bn3 of every bottleneck:
+# mmseg's ResNet-101-D8 recipe with our backbone; its ImageNet weights
+# (open-mmlab://resnet101_v1c) initialise all but the attention modules.
+_base_ = 'mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py'
+
+custom_imports = dict(imports=['mmsplitattn'], allow_failed_imports=False)
+
+model = dict(backbone=dict(type='mmsplitattn.SEMResNet', deep_stem=True))

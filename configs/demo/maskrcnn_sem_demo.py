@@ -1,0 +1,13 @@
+# Demo of configs/maskrcnn_sem50.py: the ResNeSt demo's data, sizes and
+# schedule (see maskrcnn_resnest_demo.py) with the SEMResNet backbone, at
+# depth 14 (one bottleneck per stage) from scratch so it trains on a CPU.
+_base_ = './maskrcnn_resnest_demo.py'
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mmsplitattn.SEMResNet',
+        depth=14,
+        norm_cfg={{_base_.norm_cfg}},
+        norm_eval=False,
+        init_cfg=None))

@@ -1,0 +1,55 @@
+"""Every config in configs/ builds its model and its dataloaders' pipelines."""
+import glob
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import Compose
+from mmengine.registry import DefaultScope, init_default_scope
+
+from conftest import ROOT
+
+CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
+                 if '_base_' not in p)
+
+
+def test_configs_found():
+    names = {osp.relpath(p, ROOT) for p in CONFIGS}
+    assert {'configs/maskrcnn_resnest50.py', 'configs/maskrcnn_resnest101.py',
+            'configs/fcn_resnest101-d8_cityscapes.py',
+            'configs/pspnet_resnest101-d8_cityscapes.py',
+            'configs/deeplabv3_resnest101-d8_cityscapes.py',
+            'configs/deeplabv3plus_resnest101-d8_cityscapes.py'} <= names
+
+
+def _registries(scope):
+    if scope == 'mmdet':
+        from mmdet.registry import MODELS
+        from mmdet.utils import register_all_modules
+    else:
+        from mmseg.registry import MODELS
+        from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    return MODELS
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, ROOT))
+def test_config_builds(path):
+    cfg = Config.fromfile(path)
+    scope = cfg.default_scope
+    models = _registries(scope)
+    with DefaultScope.overwrite_default_scope(scope):
+        init_default_scope(scope)
+        model = models.build(cfg.model)
+        assert type(model.backbone).__module__.startswith('mmsplitattn.'), \
+            f'{path} builds {type(model.backbone)} instead of an mmsplitattn backbone'
+        assert sum(p.numel() for p in model.parameters()) > 0
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+            Compose(cfg[loader]['dataset']['pipeline'])
+        assert 'data/' in cfg.train_dataloader.dataset.data_root
+        if 'demo' in path:  # demo models are small enough to run here
+            model.eval()
+            with torch.no_grad():
+                feats = model.extract_feat(torch.randn(1, 3, 64, 64))
+            assert len(feats) > 0

@@ -1,0 +1,123 @@
+"""The tools for real on the demo data: train, test, resume, distributed, errors."""
+import glob
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import ROOT, free_port, run_tool
+
+DET_CFG = osp.join(ROOT, 'configs', 'demo', 'maskrcnn_resnest_demo.py')
+SEG_CFG = osp.join(ROOT, 'configs', 'demo', 'fcn_resnest_demo.py')
+# A tiny, deterministic run: 8 images, batch 2, one worker restarted per epoch.
+DET_QUICK = ['train_dataloader.dataset.indices=8', 'train_dataloader.batch_size=2',
+             'train_dataloader.persistent_workers=False', 'val_dataloader.persistent_workers=False',
+             'randomness.seed=0', 'model.backbone.radix=2']
+SEG_QUICK = ['train_cfg.max_iters=4', 'train_cfg.val_interval=4', 'train_dataloader.batch_size=2',
+             'train_dataloader.persistent_workers=False', 'val_dataloader.persistent_workers=False',
+             'default_hooks.checkpoint.interval=4']
+
+
+def _scalars(work_dir):
+    rows = []
+    for path in glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')):
+        with open(path) as f:
+            rows += [json.loads(line) for line in f]
+    return rows
+
+
+def _state(path):
+    return torch.load(path, map_location='cpu', weights_only=False)['state_dict']
+
+
+@pytest.fixture(scope='module')
+def det_run(demo_root):
+    """Two epochs of the detection demo, then tools/test.py on the result."""
+    work = demo_root / 'det_full'
+    run_tool(['tools/train.py', DET_CFG, '--work-dir', str(work), '--cfg-options',
+              'train_cfg.max_epochs=2', 'train_cfg.val_interval=2', *DET_QUICK], cwd=demo_root)
+    return work
+
+
+def test_detection_train_and_test(det_run, demo_root):
+    assert osp.isfile(det_run / 'epoch_2.pth')
+    val = [r for r in _scalars(det_run) if 'coco/bbox_mAP' in r]
+    assert val and 'coco/segm_mAP' in val[-1]
+    proc = run_tool(['tools/test.py', DET_CFG, str(det_run / 'epoch_2.pth'), '--work-dir',
+                     str(demo_root / 'det_test'), '--show-dir', str(demo_root / 'det_vis'),
+                     '--out', str(demo_root / 'det_results.pkl')], cwd=demo_root)
+    assert 'coco/bbox_mAP' in proc.stdout + proc.stderr
+    assert 'coco/segm_mAP' in proc.stdout + proc.stderr
+    assert len(glob.glob(str(demo_root / 'det_vis' / '*.jpg'))) == 8
+    assert osp.isfile(demo_root / 'det_results.pkl')
+
+
+def test_resume_continues_to_the_same_result(det_run, demo_root):
+    work = demo_root / 'det_resume'
+
+    def train(max_epochs, *extra):
+        return run_tool(['tools/train.py', DET_CFG, '--work-dir', str(work), *extra,
+                         '--cfg-options', f'train_cfg.max_epochs={max_epochs}',
+                         'train_cfg.val_interval=2', *DET_QUICK], cwd=demo_root)
+
+    train(1)  # "interrupted" after the first epoch ...
+    assert not osp.exists(work / 'epoch_2.pth')
+    proc = train(2, '--resume')  # ... resumed from the work dir's latest checkpoint
+    assert 'resumed epoch: 1' in proc.stdout + proc.stderr
+    resumed, straight = _state(work / 'epoch_2.pth'), _state(det_run / 'epoch_2.pth')
+    assert resumed.keys() == straight.keys()
+    for k in straight:
+        torch.testing.assert_close(resumed[k], straight[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_segmentation_train_and_test(demo_root):
+    work = demo_root / 'seg'
+    run_tool(['tools/train.py', SEG_CFG, '--work-dir', str(work), '--cfg-options', *SEG_QUICK],
+             cwd=demo_root)
+    assert any('mIoU' in r for r in _scalars(work))
+    proc = run_tool(['tools/test.py', SEG_CFG, str(work / 'iter_4.pth'), '--work-dir',
+                     str(demo_root / 'seg_test')], cwd=demo_root)
+    assert 'mIoU' in proc.stdout + proc.stderr
+
+
+def test_dist_train_two_cpu_processes(demo_root):
+    work = demo_root / 'dist'
+    proc = run_tool(['tools/dist_train.sh', DET_CFG, '2', '--work-dir', str(work),
+                     '--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+                     *DET_QUICK], cwd=demo_root, env={'PORT': str(free_port())})
+    out = proc.stdout + proc.stderr
+    assert 'backend: gloo' in out and 'world_size: 2' in out
+    assert osp.isfile(work / 'epoch_1.pth')
+    assert any('coco/bbox_mAP' in r for r in _scalars(work))
+
+
+def test_missing_dataset_is_reported(tmp_path):
+    proc = run_tool(['tools/train.py', DET_CFG], cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "train_dataloader: dataset path 'data/demo/coco/' does not exist" in proc.stderr
+    assert 'Traceback' not in proc.stderr.split('FileNotFoundError')[-1]
+
+
+def test_corrupt_checkpoint_is_reported(det_run, demo_root, tmp_path):
+    bad = tmp_path / 'truncated.pth'
+    bad.write_bytes((det_run / 'epoch_2.pth').read_bytes()[:5000])
+    proc = run_tool(['tools/test.py', DET_CFG, str(bad)], cwd=demo_root, check=False)
+    assert proc.returncode != 0
+    assert f"checkpoint '{bad}' is corrupt or not a PyTorch checkpoint" in proc.stderr
+
+
+def test_bad_config_value_is_reported(demo_root):
+    proc = run_tool(['tools/train.py', DET_CFG, '--cfg-options', 'model.backbone.radix=0'],
+                    cwd=demo_root, check=False)
+    assert proc.returncode != 0
+    assert 'radix must be an integer >= 1, got 0' in proc.stderr
+
+
+def test_environment_report():
+    out = subprocess.run([sys.executable, '-m', 'mmsplitattn'], capture_output=True,
+                         text=True, check=True).stdout
+    assert 'mmcv ops: compiled ops present' in out
+    assert 'ResNeSt' in out

@@ -1,0 +1,106 @@
+"""Evaluate a checkpoint: COCO bbox/segm mAP (mmdet) or mIoU (mmseg).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
+        [--show] [--show-dir DIR] [--tta] [--cfg-options k=v ...]
+        [--launcher pytorch]
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from mmsplitattn.apis import (adapt_cfg_to_device, check_checkpoint,
+                              check_dataset_paths, prepare_torch_load, task_of)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save the metrics')
+    parser.add_argument(
+        '--out', type=str,
+        help='detection: dump predictions to a pickle file; segmentation: a '
+        'folder to write the predicted label maps to')
+    parser.add_argument('--show', action='store_true', help='show predictions')
+    parser.add_argument('--show-dir', help='dir to save pictures of the predictions')
+    parser.add_argument('--wait-time', type=float, default=2, help='show interval (s)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value pairs')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--tta', action='store_true', help='test-time augmentation')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def trigger_visualization_hook(cfg, args, task):
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise RuntimeError('--show/--show-dir need a "visualization" hook in '
+                           'default_hooks')
+    hook['draw'] = True
+    if args.show:
+        hook['show'] = True
+        hook['wait_time'] = args.wait_time
+    if args.show_dir:
+        if task == 'det':
+            # absolute: mmdet's hook re-joins a relative one on every batch
+            hook['test_out_dir'] = osp.abspath(args.show_dir)
+        else:
+            cfg.visualizer['save_dir'] = args.show_dir
+
+
+def build_cfg(args):
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config file {args.config!r} does not exist')
+    check_checkpoint(args.checkpoint)
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    task = task_of(cfg)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        trigger_visualization_hook(cfg, args, task)
+    if args.tta:
+        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+            raise ValueError('--tta needs tta_model and tta_pipeline in the config')
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    if args.out is not None:
+        if task == 'det':
+            if not args.out.endswith(('.pkl', '.pickle')):
+                raise ValueError(f'--out must be a .pkl or .pickle file, got {args.out!r}')
+            evaluators = cfg.test_evaluator
+            evaluators = list(evaluators) if isinstance(evaluators, (list, tuple)) else [evaluators]
+            cfg.test_evaluator = evaluators + [dict(type='DumpDetResults', out_file_path=args.out)]
+        else:
+            cfg.test_evaluator['output_dir'] = args.out
+            cfg.test_evaluator['keep_results'] = True
+    check_dataset_paths(cfg, ['test_dataloader'])
+    adapt_cfg_to_device(cfg)
+    return cfg
+
+
+def main(argv=None):
+    prepare_torch_load()
+    args = parse_args(argv)
+    cfg = build_cfg(args)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    return runner.test()
+
+
+if __name__ == '__main__':
+    main()
