@@ -8,6 +8,6 @@ model = dict(
         _delete_=True,
         type='mmsplitattn.SEMResNet',
         depth=14,
-        norm_cfg={{_base_.norm_cfg}},
+        norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=False,
         init_cfg=None))

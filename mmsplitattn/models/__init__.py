@@ -1,4 +1,5 @@
-from .backbones import ResNeSt, SEMResNet, SPANetResNet
-from .layers import SEM, SPABlock, SplitAttentionConv2d
+from .backbones import ACmixResNet, ResNeSt, SEMResNet, SPANetResNet
+from .layers import SEM, ACmix, SPABlock, SplitAttentionConv2d
 
-__all__ = ['ResNeSt', 'SEMResNet', 'SPANetResNet', 'SEM', 'SPABlock', 'SplitAttentionConv2d']
+__all__ = ['ACmix', 'ACmixResNet', 'ResNeSt', 'SEM', 'SEMResNet', 'SPABlock',
+           'SPANetResNet', 'SplitAttentionConv2d']

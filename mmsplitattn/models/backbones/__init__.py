@@ -1,4 +1,5 @@
+from .acmix_resnet import ACmixResNet
 from .plugin_resnet import SEMResNet, SPANetResNet
 from .resnest import ResNeSt
 
-__all__ = ['ResNeSt', 'SEMResNet', 'SPANetResNet']
+__all__ = ['ACmixResNet', 'ResNeSt', 'SEMResNet', 'SPANetResNet']

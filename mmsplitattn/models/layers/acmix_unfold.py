@@ -1,0 +1,45 @@
+"""The official ACmix formulation written the straightforward way, with
+``nn.functional.unfold`` materialising every K x K window of k, v and the
+positional encoding. It is the reference :class:`ACmix` is tested against
+and the baseline of ``tools/analysis_tools/benchmark_acmix.py``. With
+dilation 1 and kernel_conv 3 it is the official computation; it also takes
+the dilation and kernel_conv the official code mishandles, but like the
+official code it needs H and W divisible by the stride."""
+import torch
+import torch.nn.functional as F
+
+from .acmix import position_grid
+
+
+def acmix_unfold_forward(m, x):
+    """:class:`ACmix` ``m``'s output for x (B, C_in, H, W), by unfolding."""
+    b, _, h, w = x.shape
+    s, ka, kc, n, d = m.stride, m.kernel_att, m.kernel_conv, m.head, m.head_dim
+    dil = m.dilation
+    if h % s or w % s:
+        raise ValueError('the unfold formulation needs H, W divisible by the '
+                         f'stride, got {(h, w)} and stride {s}')
+    q, k, v = m.conv1(x), m.conv2(x), m.conv3(x)
+    ho, wo = h // s, w // s
+    pe = m.conv_p(position_grid(h, w, x))
+    q_att = q.view(b * n, d, h, w) * d ** -0.5
+    q_pe = pe
+    if s > 1:
+        q_att, q_pe = q_att[:, :, ::s, ::s], pe[:, :, ::s, ::s]
+    pad = dil * (ka - 1) // 2
+
+    def unfold(t):  # (N, d, H, W) -> (N, d, K*K, H', W')
+        t = F.pad(t, [pad] * 4, mode='reflect')
+        return F.unfold(t, ka, dilation=dil, stride=s).view(t.size(0), d, ka * ka, ho, wo)
+
+    unfold_k, unfold_v, unfold_pe = (unfold(k.view(b * n, d, h, w)),
+                                     unfold(v.view(b * n, d, h, w)), unfold(pe))
+    att = (q_att.unsqueeze(2) * (unfold_k + q_pe.unsqueeze(2) - unfold_pe)).sum(1)
+    att = att.softmax(1)
+    out_att = (att.unsqueeze(1) * unfold_v).sum(2).view(b, n * d, ho, wo)
+
+    f = m.fc(torch.cat([t.view(b, n, d, h * w) for t in (q, k, v)], 1))
+    f = f.permute(0, 2, 1, 3).reshape(b, -1, h, w)
+    out_conv = F.conv2d(f, m.dep_conv.weight, None, s, dil * (kc - 1) // 2, dil, d)
+    return m.rate1 * out_att + m.rate2 * out_conv
+
