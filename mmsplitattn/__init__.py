@@ -5,6 +5,6 @@ Importing the package registers every module in :data:`mmsplitattn.registry.MODE
 with ``custom_imports=dict(imports=['mmsplitattn'])``.
 """
 from .version import __version__
-from . import models  # noqa: F401  (registers the modules)
+from . import engine, models  # noqa: F401  (registers the modules)
 
 __all__ = ['__version__']

@@ -1,9 +1,10 @@
-"""The package's model registry, a child of MMEngine's root ``MODELS``.
+"""The package's registries, children of MMEngine's root ``MODELS`` and ``HOOKS``.
 
 Because it is a child of the root, a scoped name such as
 ``'mmsplitattn.ResNeSt'`` resolves from any default scope (``mmdet``,
 ``mmseg``, ``mmengine``), and ``locations`` imports the modules on first use.
 """
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 
@@ -12,3 +13,9 @@ MODELS = Registry(
     parent=MMENGINE_MODELS,
     scope='mmsplitattn',
     locations=['mmsplitattn.models'])
+
+HOOKS = Registry(
+    'hook',
+    parent=MMENGINE_HOOKS,
+    scope='mmsplitattn',
+    locations=['mmsplitattn.engine'])

@@ -89,7 +89,9 @@ def test_dist_train_two_cpu_processes(demo_root):
                      '--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
                      *DET_QUICK], cwd=demo_root, env={'PORT': str(free_port())})
     out = proc.stdout + proc.stderr
-    assert 'backend: gloo' in out and 'world_size: 2' in out
+    assert "'backend': 'gloo'" in out and 'Distributed training: True' in out
+    assert 'GPU number: 2' in out  # MMEngine's name for the world size
+    assert 'Epoch(train) [1][2/2]' in out  # 8 images / (2 processes x 2 images)
     assert osp.isfile(work / 'epoch_1.pth')
     assert any('coco/bbox_mAP' in r for r in _scalars(work))
 

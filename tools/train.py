@@ -78,6 +78,10 @@ def build_cfg(args):
         check_checkpoint(args.resume)
         cfg.resume = True
         cfg.load_from = args.resume
+    # Generator states go into every checkpoint, so --resume reproduces the run.
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(h.get('type') in ('mmsplitattn.RNGStateHook', 'RNGStateHook') for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type='mmsplitattn.RNGStateHook')]
     loaders = ['train_dataloader']
     if cfg.get('val_cfg') is not None:
         loaders.append('val_dataloader')

@@ -27,9 +27,18 @@ def task_of(cfg):
 
 
 def adapt_cfg_to_device(cfg):
-    """Make a distributed launch work without CUDA: gloo, CPU-side DDP."""
-    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+    """Make a distributed launch work without CUDA: gloo, CPU-side DDP.
+
+    MMEngine's ``init_dist`` always calls ``torch.cuda.set_device``, so on a
+    CPU-only machine the process group (gloo, from torchrun's environment)
+    is created here and the Runner finds it ready.
+    """
+    launcher = cfg.get('launcher', 'none')
+    if launcher == 'none' or torch.cuda.is_available():
         return
+    if launcher != 'pytorch':
+        raise RuntimeError(f'--launcher {launcher} needs CUDA; without GPUs launch '
+                           'through torchrun (tools/dist_train.sh, --launcher pytorch)')
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
     if cfg.get('model_wrapper_cfg') is None:
         cfg.model_wrapper_cfg = dict(
@@ -37,6 +46,9 @@ def adapt_cfg_to_device(cfg):
             device_ids=None,
             broadcast_buffers=False,
             find_unused_parameters=cfg.get('find_unused_parameters', False))
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
 
 
 def _dataset_paths(dataset):
