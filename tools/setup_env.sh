@@ -15,7 +15,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${MMSPLITATTN_VENV:-$ROOT/.venv}"
+VENV="$(realpath -m "${MMSPLITATTN_VENV:-$ROOT/.venv}")"
 CACHE="${MMSPLITATTN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmsplitattn}"
 PYTHON="${PYTHON:-python3.11}"
 REQ="$ROOT/requirements"
@@ -45,7 +45,7 @@ step "build tools (setuptools < 81 keeps pkg_resources for mmcv)"
 step "torch 2.14.1 + torchvision 0.29.1 (installed together)"
 "${PIP[@]}" install -q -r "$REQ/torch.txt"
 
-step "runtime libraries (numpy, opencv-headless, pycocotools, cityscapesscripts, timm, ...)"
+step "runtime libraries (numpy, opencv, pycocotools, cityscapesscripts, timm, ...)"
 "${PIP[@]}" install -q -r "$REQ/runtime.txt" -c "$REQ/torch.txt"
 
 TORCH_KEY="$("$PY" -c 'import sys, torch; print(f"torch{torch.__version__}-py{sys.version_info[0]}{sys.version_info[1]}")')"

@@ -1,0 +1,183 @@
+"""Inference time, training-step time and peak memory of backbones, ours
+against their peers, interleaved in one run, with ratios to a baseline.
+
+    python tools/analysis_tools/benchmark_backbones.py
+        [--models ours-resnest50 mmdet-resnest50 mmdet-resnetv1d50 timm-resnest50d]
+        [--baseline mmdet-resnest50] [--batch 2] [--size 224] [--rounds 5]
+        [--device cpu|cuda] [--channels-last] [--compile] [--json FILE]
+
+Times are medians over rounds; in each round every model runs once, in turn,
+so machine noise falls on all of them alike. Peak memory is measured in a
+fresh process per model (peak RSS above the level once the model and input
+exist; the CUDA allocator's peak on GPU) during training steps.
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+def _ours(cls_name, depth, **kw):
+    import mmsplitattn.models
+    return getattr(mmsplitattn.models, cls_name)(depth, **kw)
+
+
+def _mmdet_resnest(depth, **kw):
+    from mmdet.models.backbones import ResNeSt
+    return ResNeSt(depth=depth, **kw)
+
+
+def _mmdet_resnetv1d(depth):
+    from mmdet.models.backbones import ResNetV1d
+    return ResNetV1d(depth=depth)
+
+
+def _timm(name):
+    import timm
+    return timm.create_model(name, pretrained=False, features_only=True)
+
+
+MODELS = {
+    'ours-resnest50': lambda: _ours('ResNeSt', 50),
+    'mmdet-resnest50': lambda: _mmdet_resnest(50),
+    'mmdet-resnetv1d50': lambda: _mmdet_resnetv1d(50),
+    'timm-resnest50d': lambda: _timm('resnest50d'),
+    'ours-resnest101': lambda: _ours('ResNeSt', 101, stem_channels=128),
+    'mmdet-resnest101': lambda: _mmdet_resnest(101, stem_channels=128),
+    'ours-sem50': lambda: _ours('SEMResNet', 50),
+    'ours-spanet50': lambda: _ours('SPANetResNet', 50),
+    'ours-acmix50': lambda: _ours('ACmixResNet', 50),
+}
+
+
+def prepare(name, args):
+    """Model and input on the device, in the requested memory format."""
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    model = MODELS[name]().to(device)
+    x = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    if args.compile:
+        model = torch.compile(model)
+    return model, x
+
+
+def _sync(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+
+
+def infer(model, x):
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+    _sync(x.device)
+    return out
+
+
+def train_step(model, x):
+    model.train()
+    sum(o.float().mean() for o in model(x)).backward()
+    _sync(x.device)
+
+
+def timed(fn, *a):
+    t0 = time.perf_counter()
+    fn(*a)
+    return time.perf_counter() - t0
+
+
+def memory_worker(name, args):
+    model, x = prepare(name, args)
+    if x.device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(2):
+        train_step(model, x)
+    if x.device.type == 'cuda':
+        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+    else:
+        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024
+    print(json.dumps(dict(peak_mb=peak)))
+
+
+def peak_memory(name, args):
+    cmd = [sys.executable, os.path.abspath(__file__), '--memory-worker', name,
+           '--batch', str(args.batch), '--size', str(args.size), '--device', args.device]
+    cmd += ['--channels-last'] * args.channels_last + ['--compile'] * args.compile
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])['peak_mb']
+
+
+def benchmark(args):
+    prepared = {}
+    for name in args.models:
+        print(f'building {name} ...', flush=True)
+        model, x = prepare(name, args)
+        infer(model, x)  # warm-up (and compilation)
+        train_step(model, x)
+        prepared[name] = (model, x)
+    times = {n: dict(infer=[], train=[]) for n in args.models}
+    for r in range(args.rounds):
+        print(f'round {r + 1}/{args.rounds}', flush=True)
+        for name, (model, x) in prepared.items():
+            times[name]['infer'].append(timed(infer, model, x))
+            times[name]['train'].append(timed(train_step, model, x))
+            model.zero_grad(set_to_none=True)
+    result = {}
+    for name in args.models:
+        print(f'peak memory of {name} ...', flush=True)
+        result[name] = dict(infer=statistics.median(times[name]['infer']),
+                            train=statistics.median(times[name]['train']),
+                            train_peak_mb=peak_memory(name, args))
+    base = result[args.baseline]
+    for r in result.values():
+        r['ratio'] = {k: r[k] / base[k] for k in ('infer', 'train', 'train_peak_mb')}
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--models', nargs='+', choices=sorted(MODELS),
+                        default=['ours-resnest50', 'mmdet-resnest50', 'mmdet-resnetv1d50',
+                                 'timm-resnest50d'])
+    parser.add_argument('--baseline', default='mmdet-resnest50')
+    parser.add_argument('--batch', type=int, default=2)
+    parser.add_argument('--size', type=int, default=224)
+    parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--channels-last', action='store_true')
+    parser.add_argument('--compile', action='store_true', help='torch.compile every model')
+    parser.add_argument('--json', help='write the results here')
+    parser.add_argument('--memory-worker', help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_worker:
+        return memory_worker(args.memory_worker, args)
+    if args.baseline not in args.models:
+        parser.error(f'--baseline {args.baseline} must be one of --models')
+    result = benchmark(args)
+    print(f'\nbatch {args.batch}, {args.size}x{args.size}, {args.device}'
+          f'{", channels_last" if args.channels_last else ""}{", compiled" if args.compile else ""}'
+          f'; ratios to {args.baseline}')
+    print(f'{"model":<20}{"infer (s)":>11}{"train (s)":>11}{"peak (MiB)":>12}'
+          f'{"infer x":>9}{"train x":>9}{"peak x":>8}')
+    for name, r in result.items():
+        q = r['ratio']
+        print(f'{name:<20}{r["infer"]:>11.3f}{r["train"]:>11.3f}{r["train_peak_mb"]:>12.1f}'
+              f'{q["infer"]:>9.2f}{q["train"]:>9.2f}{q["train_peak_mb"]:>8.2f}')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(dict(args=vars(args), result=result), f, indent=2)
+    return result
+
+
+if __name__ == '__main__':
+    main()
