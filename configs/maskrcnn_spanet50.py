@@ -1,7 +1,7 @@
 # Mask R-CNN FPN with SPANet-ResNet-50 on COCO 2017: the recipe of
 # maskrcnn_resnest50.py (SyncBN backbone + head, multi-scale 1x, 8x2) with a
 # torchvision-layout ResNet-50 with salient-positions attention
-# blocks after bn3 of every bottleneck of stages 1-2 (the default placement).
+# blocks after the last bottleneck of stages 1-2 (the default placement).
 # ImageNet ResNet-50 weights initialise all else. No published reference.
 _base_ = './maskrcnn_resnest50.py'
 

@@ -4,7 +4,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmsplitattn.models import SEM, SEMResNet, SPABlock, SPANetResNet
 from mmsplitattn.models.layers.sem import eca_kernel_size
@@ -134,7 +133,9 @@ def test_spablock_robust_where_official_breaks(size, sub_sample):
     (SPABlock, dict(in_channels=8, k=0), 'k must be an integer >= 1, got 0'),
     (SPABlock, dict(in_channels=8, inter_channels=-2), 'inter_channels must be an integer >= 1, got -2'),
     (SPANetResNet, dict(depth=50, spa_position='after_conv4'),
-     r"position must be one of \['after_conv1', 'after_conv2', 'after_conv3'\], got 'after_conv4'"),
+     r"position must be one of \['after_conv1', 'after_conv2', 'after_conv3', 'after_stage'\], "
+     "got 'after_conv4'"),
+    (SPANetResNet, dict(depth=50, spa_stages=(True, False)), 'stages must have num_stages=4 flags'),
     (SEMResNet, dict(depth=34), r'depth must be one of \[14, 26, 50, 101, 152\], got 34'),
 ])
 def test_bad_arguments(cls, kwargs, match):
@@ -182,8 +183,21 @@ def test_attention_backbones_d8_shapes_and_all_params_used(cls):
     assert not unused, unused  # DDP needs no find_unused_parameters
 
 
-def test_spanet_default_placement():
+def test_spanet_default_placement_and_per_block_option():
     model = SPANetResNet(50)
-    has = [[hasattr(b, 'spa_block') for b in getattr(model, f'layer{i}')] for i in range(1, 5)]
-    assert all(has[0]) and all(has[1]) and not any(has[2]) and not any(has[3])
-    assert all(not isinstance(m, _BatchNorm) or m.num_features > 0 for m in model.modules())
+    kinds = [[type(b).__name__ for b in getattr(model, f'layer{i}')] for i in range(1, 5)]
+    assert kinds[0] == ['Bottleneck'] * 3 + ['SPABlock']  # after the stage's last block
+    assert kinds[1] == ['Bottleneck'] * 4 + ['SPABlock']
+    assert 'SPABlock' not in kinds[2] + kinds[3]
+    assert model.layer2[4].in_channels == 512
+    per_block = SPANetResNet(50, spa_position='after_conv3', spa_stages=(False, True, False, False))
+    assert [hasattr(b, 'spa_block') for b in per_block.layer2] == [True] * 4
+    assert not any(hasattr(b, 'spa_block') for b in per_block.layer1)
+    out = model.eval()(torch.randn(1, 3, 64, 64))
+    assert [o.shape[1] for o in out] == [256, 512, 1024, 2048]
+    # ImageNet ResNet keys are untouched: only layer1.3.* / layer2.4.* are new
+    import torchvision
+    tv = {k: v for k, v in torchvision.models.resnet50().state_dict().items()
+          if not k.startswith('fc.')}
+    missing = model.load_state_dict(tv, strict=False).missing_keys
+    assert missing and all(k.startswith(('layer1.3.', 'layer2.4.')) for k in missing)

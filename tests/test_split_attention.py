@@ -72,3 +72,25 @@ def test_bad_arguments(kwargs, match):
     kwargs.setdefault('channels', 16)
     with pytest.raises(ValueError, match=match):
         SplitAttentionConv2d(8, **kwargs)
+
+
+def test_radix_weighted_sum_gradcheck():
+    from mmsplitattn.models.layers.split_attention import RadixWeightedSum
+    x = torch.randn(2, 6, 3, 4, dtype=torch.double, requires_grad=True)
+    att = torch.rand(2, 3, 2, 1, 1, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(RadixWeightedSum.apply, (x, att))
+
+
+def test_compiles_without_graph_breaks_and_matches_eager():
+    torch._dynamo.reset()
+    m = SplitAttentionConv2d(8, 16, groups=2, radix=2).eval()
+    x = torch.randn(2, 8, 9, 9)
+    compiled = torch.compile(m, fullgraph=True)  # fullgraph: a graph break raises
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), m(x), rtol=1e-4, atol=1e-5)
+    m.train()
+    xg = x.clone().requires_grad_()
+    compiled(xg).sum().backward()
+    xe = x.clone().requires_grad_()
+    m(xe).sum().backward()
+    torch.testing.assert_close(xg.grad, xe.grad, rtol=1e-4, atol=1e-5)

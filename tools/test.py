@@ -8,12 +8,10 @@ import argparse
 import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.config import DictAction
 
-from mmsplitattn.apis import (adapt_cfg_to_device, check_checkpoint,
-                              check_dataset_paths, prepare_torch_load, task_of)
+from mmsplitattn.apis import (adapt_cfg_to_device, build_runner, check_checkpoint,
+                              check_dataset_paths, load_config, prepare_torch_load)
 
 
 def parse_args(argv=None):
@@ -58,18 +56,8 @@ def trigger_visualization_hook(cfg, args, task):
 
 
 def build_cfg(args):
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file {args.config!r} does not exist')
     check_checkpoint(args.checkpoint)
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    task = task_of(cfg)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg, task = load_config(args.config, args.launcher, args.cfg_options, args.work_dir)
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         trigger_visualization_hook(cfg, args, task)
@@ -98,8 +86,7 @@ def main(argv=None):
     prepare_torch_load()
     args = parse_args(argv)
     cfg = build_cfg(args)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    return runner.test()
+    return build_runner(cfg).test()
 
 
 if __name__ == '__main__':

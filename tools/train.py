@@ -9,14 +9,11 @@ slurm, and on machines without CUDA (gloo backend).
 """
 import argparse
 import os
-import os.path as osp
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.config import DictAction
 
-from mmsplitattn.apis import (adapt_cfg_to_device, check_checkpoint,
-                              check_dataset_paths, prepare_torch_load, task_of)
+from mmsplitattn.apis import (adapt_cfg_to_device, build_runner, check_checkpoint,
+                              check_dataset_paths, load_config, prepare_torch_load)
 
 
 def parse_args(argv=None):
@@ -47,17 +44,7 @@ def parse_args(argv=None):
 
 def build_cfg(args):
     """The runner config for ``args``, checked before anything is built."""
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file {args.config!r} does not exist')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    task_of(cfg)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg, _ = load_config(args.config, args.launcher, args.cfg_options, args.work_dir)
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if optim_wrapper == 'OptimWrapper':
@@ -94,8 +81,7 @@ def main(argv=None):
     prepare_torch_load()
     args = parse_args(argv)
     cfg = build_cfg(args)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
+    build_runner(cfg).train()
 
 
 if __name__ == '__main__':

@@ -18,6 +18,34 @@ def prepare_torch_load():
     os.environ.setdefault('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
 
 
+def load_config(path, launcher='none', cfg_options=None, work_dir=None):
+    """The config at ``path`` with the tools' common overrides applied.
+
+    ``work_dir`` defaults to the config's, else ``./work_dirs/<config name>``.
+    Returns (cfg, task) with task 'det' or 'seg'.
+    """
+    from mmengine.config import Config
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file {path!r} does not exist')
+    cfg = Config.fromfile(path)
+    cfg.launcher = launcher
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    task = task_of(cfg)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    return cfg, task
+
+
+def build_runner(cfg):
+    """MMEngine's Runner, or the config's own ``runner_type``."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+
+
 def task_of(cfg):
     """'det' or 'seg' from the config's ``default_scope``."""
     scope = cfg.get('default_scope', None)

@@ -32,8 +32,9 @@ class SPABlock(nn.Module):
         sub_sample (bool): Max-pool ``g`` 2x2 and upsample ``W``'s output.
         reduction (int): For ``adaptive``. Default 16.
         norm_cfg (dict): Norm of ``W``. Default BN.
-        return_attention (bool): Keep ``last_indices`` (B, k) and
-            ``last_affinity`` (B, C', C'), detached, for inspection.
+        return_attention (bool): Keep ``last_indices`` (B, k) into the
+            flattened (H, W) map, ``last_size`` (H, W) and ``last_affinity``
+            (B, C', C'), detached, for inspection.
 
     Shapes: x (B, C, H, W) -> (B, C, H, W).
     """
@@ -54,7 +55,7 @@ class SPABlock(nn.Module):
         self.k, self.adaptive, self.reduction = k, adaptive, reduction
         self.sub_sample = sub_sample
         self.return_attention = return_attention
-        self.last_indices = self.last_affinity = None
+        self.last_indices = self.last_affinity = self.last_size = None
         self.g = nn.Conv2d(in_channels, inter_channels, 1)
         self.theta = nn.Conv2d(in_channels, inter_channels, 1)
         self.W = nn.Sequential(nn.Conv2d(inter_channels, in_channels, 1),
@@ -91,4 +92,5 @@ class SPABlock(nn.Module):
             y = F.interpolate(y, size=(h, w), mode='bilinear', align_corners=True)
         if self.return_attention:
             self.last_indices, self.last_affinity = idx.detach(), affinity.detach()
+            self.last_size = (h, w)
         return x + y

@@ -1,11 +1,43 @@
 """Split-Attention convolution (ResNeSt, Zhang et al. 2020, arXiv 2004.08955)."""
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule
 
 from mmsplitattn.registry import MODELS
 from ..checks import check_divisible, check_int
+
+
+class RadixWeightedSum(torch.autograd.Function):
+    """out = sum_r att[:, r] * x[:, r], x (B, R*C, H, W), att (B, R, C, 1, 1).
+
+    Forward accumulates in place, so the (B, R, C, H, W) product is never
+    built; backward writes the split gradients with one broadcast product
+    (autograd's per-slice version would build and add R full-size buffers).
+    """
+
+    @staticmethod
+    def forward(ctx, x, att):
+        splits = x.unflatten(1, (att.size(1), att.size(2)))
+        out = splits[:, 0] * att[:, 0]
+        for r in range(1, att.size(1)):
+            out.addcmul_(splits[:, r], att[:, r])
+        ctx.save_for_backward(x, att)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        x, att = ctx.saved_tensors
+        splits = x.unflatten(1, (att.size(1), att.size(2)))
+        grad_x = grad_att = None
+        if ctx.needs_input_grad[0]:
+            grad_x = (grad.unsqueeze(1) * att).flatten(1, 2)
+        if ctx.needs_input_grad[1]:
+            grad_att = torch.stack([(grad * splits[:, r]).sum((2, 3), keepdim=True)
+                                    for r in range(att.size(1))], 1)
+        return grad_x, grad_att
 
 
 @MODELS.register_module()
@@ -119,10 +151,4 @@ class SplitAttentionConv2d(BaseModule):
             self.last_attention = att.detach().flatten(2)
         if self.radix == 1:
             return x * att[:, 0]
-        # Weighted sum over the radix splits, accumulated in place so the
-        # (B, R, C, H', W') product is never materialised.
-        splits = x.unflatten(1, (self.radix, self.channels))
-        out = splits[:, 0] * att[:, 0]
-        for r in range(1, self.radix):
-            out = out.addcmul_(splits[:, r], att[:, r])
-        return out
+        return RadixWeightedSum.apply(x, att)
