@@ -35,7 +35,9 @@ def test_get_flops_cli_segmentor(tmp_path):
 
 def test_get_flops_acmix_resnet50():
     from get_flops import complexity
-    result = complexity(osp.join(ROOT, 'configs', 'maskrcnn_acmix50.py'), (224, 224))
+    result = complexity(osp.join(ROOT, 'configs', 'maskrcnn_acmix50.py'), (224, 224),
+                        backbone_only=True)
+    assert 'model' not in result
     # README: 18.6M with the 1000-class fc (2.05M); 3.6 GFLOPs counting the
     # attention's element-wise products, which the tracer does not count.
     assert abs(result['backbone']['params'] / 1e6 - (18.6 - 2.05)) < 0.4
@@ -58,7 +60,7 @@ def test_analyze_logs_plot_curve(tmp_path):
 def test_benchmark_backbones_runs(tmp_path):
     out = tmp_path / 'bench.json'
     proc = run_tool(['tools/analysis_tools/benchmark_backbones.py', '--models', 'ours-resnest50',
-                     'mmdet-resnest50', '--batch', '1', '--size', '32', '--rounds', '1',
+                     'mmdet-resnest50', '--batch', '2', '--size', '32', '--rounds', '1',
                      '--json', str(out)], cwd=tmp_path)
     assert 'ratios to mmdet-resnest50' in proc.stdout
     result = json.loads(out.read_text())['result']

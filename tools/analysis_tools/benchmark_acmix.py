@@ -85,13 +85,17 @@ def main(argv=None):
             runs[v].append(measure(v, args))
     result = {v: {k: statistics.median(run[k] for run in runs[v]) for k in ('time', 'peak_mb')}
               for v in VARIANTS}
-    ratio = {k: result['ours'][k] / result['unfold'][k] for k in ('time', 'peak_mb')}
+    # None where the unfold baseline measured 0 (inputs too small to see)
+    ratio = {k: result['ours'][k] / result['unfold'][k] if result['unfold'][k] > 0 else None
+             for k in ('time', 'peak_mb')}
     print(f'\nACmix train step, C={args.channels}, input {args.batch}x{args.channels}x'
           f'{args.size}x{args.size}, {args.device}')
     print(f'{"variant":<8} {"time (s)":>10} {"peak (MiB)":>12}')
     for v in VARIANTS:
         print(f'{v:<8} {result[v]["time"]:>10.3f} {result[v]["peak_mb"]:>12.1f}')
-    print(f'{"ratio":<8} {ratio["time"]:>10.2f}x {ratio["peak_mb"]:>11.2f}x')
+    print(f'{"ratio":<8} ' + ' '.join(f'{"n/a":>{w}}' if ratio[k] is None else
+                                      f'{ratio[k]:>{w}.2f}x'
+                                      for k, w in (('time', 10), ('peak_mb', 11))))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(dict(args=vars(args), result=result, ratio=ratio, runs=runs), f, indent=2)

@@ -139,8 +139,9 @@ def benchmark(args):
                             train=statistics.median(times[name]['train']),
                             train_peak_mb=peak_memory(name, args))
     base = result[args.baseline]
-    for r in result.values():
-        r['ratio'] = {k: r[k] / base[k] for k in ('infer', 'train', 'train_peak_mb')}
+    for r in result.values():  # None where the baseline measured 0 (too small to see)
+        r['ratio'] = {k: r[k] / base[k] if base[k] > 0 else None
+                      for k in ('infer', 'train', 'train_peak_mb')}
     return result
 
 
@@ -169,10 +170,13 @@ def main(argv=None):
           f'; ratios to {args.baseline}')
     print(f'{"model":<20}{"infer (s)":>11}{"train (s)":>11}{"peak (MiB)":>12}'
           f'{"infer x":>9}{"train x":>9}{"peak x":>8}')
+    def fmt(value, width):
+        return f'{"n/a":>{width}}' if value is None else f'{value:>{width}.2f}'
+
     for name, r in result.items():
         q = r['ratio']
         print(f'{name:<20}{r["infer"]:>11.3f}{r["train"]:>11.3f}{r["train_peak_mb"]:>12.1f}'
-              f'{q["infer"]:>9.2f}{q["train"]:>9.2f}{q["train_peak_mb"]:>8.2f}')
+              f'{fmt(q["infer"], 9)}{fmt(q["train"], 9)}{fmt(q["train_peak_mb"], 8)}')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(dict(args=vars(args), result=result), f, indent=2)

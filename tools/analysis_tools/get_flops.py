@@ -65,8 +65,9 @@ def data_samples(task, h, w):
                                         batch_input_shape=(h, w), scale_factor=(1.0, 1.0)))]
 
 
-def complexity(config, shape=(800, 1333)):
-    """{'backbone': {...}, 'model': {...}, 'stages': [...]} for a config file."""
+def complexity(config, shape=(800, 1333), backbone_only=False):
+    """{'backbone': {...}, 'model': {...}, 'stages': [...]} for a config file
+    ('model' is left out with ``backbone_only``)."""
     cfg = Config.fromfile(config)
     task, model = build_model(cfg)
     h, w = shape
@@ -84,19 +85,20 @@ def complexity(config, shape=(800, 1333)):
             else:
                 params, flops = _params(getattr(backbone, name)), by_module.get(name, 0)
             stages.append(OrderedDict(name=name, params=params, flops=flops))
-        whole = _count(TensorMode(model, data_samples(task, h, w)),
-                       (torch.randn(1, 3, h, w), ))
-        whole_flops = whole.total()
-    return dict(config=config, shape=list(shape), stages=stages,
-                backbone=dict(params=_params(backbone), flops=bb.total()),
-                model=dict(params=_params(model), flops=whole_flops))
+        result = dict(config=config, shape=list(shape), stages=stages,
+                      backbone=dict(params=_params(backbone), flops=bb.total()))
+        if not backbone_only:
+            whole = _count(TensorMode(model, data_samples(task, h, w)),
+                           (torch.randn(1, 3, h, w), ))
+            result['model'] = dict(params=_params(model), flops=whole.total())
+    return result
 
 
 def format_table(result):
     rows = [('part', 'params (M)', 'GFLOPs')]
     for s in result['stages']:
         rows.append((f'  backbone.{s["name"]}', f'{s["params"] / 1e6:.2f}', f'{s["flops"] / 1e9:.2f}'))
-    for part in ('backbone', 'model'):
+    for part in [p for p in ('backbone', 'model') if p in result]:
         rows.append((part, f'{result[part]["params"] / 1e6:.2f}', f'{result[part]["flops"] / 1e9:.2f}'))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = [f'{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}' for r in rows]
@@ -108,9 +110,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description='Params and FLOPs of a config')
     parser.add_argument('config')
     parser.add_argument('--shape', type=int, nargs=2, default=[800, 1333], metavar=('H', 'W'))
+    parser.add_argument('--backbone-only', action='store_true',
+                        help='skip the whole-model count (slow for big RoI heads)')
     parser.add_argument('--json', help='also write the figures here')
     args = parser.parse_args(argv)
-    result = complexity(args.config, tuple(args.shape))
+    result = complexity(args.config, tuple(args.shape), args.backbone_only)
     print(format_table(result))
     if args.json:
         with open(args.json, 'w') as f:
