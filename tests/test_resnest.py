@@ -166,3 +166,25 @@ def test_drop_in_for_mmdet_resnest(kwargs):
 def test_drop_in_for_mmseg_resnest_d8(kwargs):
     from mmseg.models.backbones import ResNeSt as MMSegResNeSt
     _compare_with_peer(MMSegResNeSt, kwargs, (65, 47))
+
+
+def test_channels_last_input_gives_the_same_outputs():
+    torch.manual_seed(0)
+    model = ResNeSt(14).eval()
+    randomize_norms(model)
+    x = torch.randn(2, 3, 48, 40)
+    with torch.no_grad():
+        for a, b in zip(model(x.contiguous(memory_format=torch.channels_last)), model(x)):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_compiled_resnest_matches_eager():
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = ResNeSt(14).eval()
+    randomize_norms(model)
+    x = torch.randn(1, 3, 32, 32)
+    compiled = torch.compile(model)
+    with torch.no_grad():
+        for a, b in zip(compiled(x), model(x)):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

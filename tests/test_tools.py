@@ -96,6 +96,14 @@ def test_dist_train_two_cpu_processes(demo_root):
     assert any('coco/bbox_mAP' in r for r in _scalars(work))
 
 
+def test_dist_test_two_cpu_processes(det_run, demo_root):
+    proc = run_tool(['tools/dist_test.sh', DET_CFG, str(det_run / 'epoch_2.pth'), '2',
+                     '--work-dir', str(demo_root / 'dist_test')], cwd=demo_root,
+                    env={'PORT': str(free_port())})
+    out = proc.stdout + proc.stderr
+    assert 'GPU number: 2' in out and 'coco/segm_mAP' in out
+
+
 def test_missing_dataset_is_reported(tmp_path):
     proc = run_tool(['tools/train.py', DET_CFG], cwd=tmp_path, check=False)
     assert proc.returncode != 0

@@ -7,13 +7,12 @@ straightforward unfold formulation of the official code.
 Each measurement runs in a fresh process, the variants interleaved round by
 round, so one variant's allocations never count against the other. Peak
 memory is the process's peak RSS above its level once the module and inputs
-exist (on CUDA, the allocator's peak above the same point). Ratios are
+exist (``mmsplitattn.profiling.PeakMemory``; on CUDA, the allocator's peak). Ratios are
 ours / unfold, medians over the rounds.
 """
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ def worker(args):
 
     from mmsplitattn.models import ACmix
     from mmsplitattn.models.layers.acmix_unfold import acmix_unfold_forward
+    from mmsplitattn.profiling import PeakMemory
     torch.manual_seed(0)
     device = torch.device(args.device)
     m = ACmix(args.channels, args.channels).to(device)
@@ -39,21 +39,14 @@ def worker(args):
         if device.type == 'cuda':
             torch.cuda.synchronize()
 
-    if device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # inputs exist
-    step()  # warm-up (counts for memory, not for time)
-    times = []
-    for _ in range(args.steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    if device.type == 'cuda':
-        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
-    else:
-        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024
-    print(json.dumps(dict(time=min(times), peak_mb=peak)))
+    with PeakMemory(device) as memory:  # from here on: the inputs exist
+        step()  # warm-up (counts for memory, not for time)
+        times = []
+        for _ in range(args.steps):
+            t0 = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t0)
+    print(json.dumps(dict(time=min(times), peak_mb=memory.peak_mb)))
 
 
 def measure(variant, args):

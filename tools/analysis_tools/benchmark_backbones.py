@@ -8,13 +8,13 @@ against their peers, interleaved in one run, with ratios to a baseline.
 
 Times are medians over rounds; in each round every model runs once, in turn,
 so machine noise falls on all of them alike. Peak memory is measured in a
-fresh process per model (peak RSS above the level once the model and input
-exist; the CUDA allocator's peak on GPU) during training steps.
+fresh process per model during training steps: peak RSS above the level
+once the model and input exist (``mmsplitattn.profiling.PeakMemory``; the
+CUDA allocator's peak on GPU).
 """
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -95,18 +95,12 @@ def timed(fn, *a):
 
 
 def memory_worker(name, args):
+    from mmsplitattn.profiling import PeakMemory
     model, x = prepare(name, args)
-    if x.device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for _ in range(2):
-        train_step(model, x)
-    if x.device.type == 'cuda':
-        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
-    else:
-        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024
-    print(json.dumps(dict(peak_mb=peak)))
+    with PeakMemory(x.device) as memory:
+        for _ in range(2):
+            train_step(model, x)
+    print(json.dumps(dict(peak_mb=memory.peak_mb)))
 
 
 def peak_memory(name, args):

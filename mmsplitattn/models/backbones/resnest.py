@@ -164,3 +164,4 @@ class ResNeSt(ResNetBase):
             deep_stem=deep_stem,
             avg_down=avg_down,
             **kwargs)
+
