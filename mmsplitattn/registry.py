@@ -1,4 +1,4 @@
-"""The package's registries, children of MMEngine's root ``MODELS`` and ``HOOKS``.
+"""The package's registries, children of MMEngine's root ``MODELS``, ``HOOKS`` and ``OPTIM_WRAPPERS``.
 
 Because it is a child of the root, a scoped name such as
 ``'mmsplitattn.ResNeSt'`` resolves from any default scope (``mmdet``,
@@ -6,6 +6,7 @@ Because it is a child of the root, a scoped name such as
 """
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import Registry
 
 MODELS = Registry(
@@ -17,5 +18,11 @@ MODELS = Registry(
 HOOKS = Registry(
     'hook',
     parent=MMENGINE_HOOKS,
+    scope='mmsplitattn',
+    locations=['mmsplitattn.engine'])
+
+OPTIM_WRAPPERS = Registry(
+    'optim_wrapper',
+    parent=MMENGINE_OPTIM_WRAPPERS,
     scope='mmsplitattn',
     locations=['mmsplitattn.engine'])

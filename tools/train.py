@@ -10,6 +10,7 @@ slurm, and on machines without CUDA (gloo backend).
 import argparse
 import os
 
+import torch
 from mmengine.config import DictAction
 
 from mmsplitattn.apis import (adapt_cfg_to_device, build_runner, check_checkpoint,
@@ -47,12 +48,14 @@ def build_cfg(args):
     cfg, _ = load_config(args.config, args.launcher, args.cfg_options, args.work_dir)
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if optim_wrapper == 'OptimWrapper':
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
-        elif optim_wrapper != 'AmpOptimWrapper':
+        if optim_wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
             raise ValueError(f'--amp needs optim_wrapper.type OptimWrapper or '
                              f'AmpOptimWrapper, got {optim_wrapper!r}')
+        if torch.cuda.is_available():
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+        else:  # MMEngine's AmpOptimWrapper needs a GPU: bfloat16 autocast instead
+            cfg.optim_wrapper.type = 'mmsplitattn.CPUAmpOptimWrapper'
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
             raise ValueError('--auto-scale-lr needs auto_scale_lr.base_batch_size '
