@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Shared by dist_train.sh and dist_test.sh: run a tools/ script under torchrun.
+#   bash tools/torchrun_launch.sh NPROC_PER_NODE SCRIPT [script args...]
+# Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT. PYTHON overrides the
+# interpreter (default: the project's .venv if it exists, else python).
+set -euo pipefail
+NPROC=$1
+SCRIPT=$2
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+PYTHON=${PYTHON:-$([[ -x "$ROOT/.venv/bin/python" ]] && echo "$ROOT/.venv/bin/python" || echo python)}
+
+PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
+exec "$PYTHON" -m torch.distributed.run \
+    --nnodes="$NNODES" \
+    --node_rank="$NODE_RANK" \
+    --master_addr="$MASTER_ADDR" \
+    --nproc_per_node="$NPROC" \
+    --master_port="$PORT" \
+    "$ROOT/tools/$SCRIPT" "${@:3}" --launcher pytorch
