@@ -9,7 +9,7 @@ DEMO_CFG := configs/demo/maskrcnn_$(BACKBONE)_demo.py
 DEMO_DIR := work_dirs/demo_maskrcnn_$(BACKBONE)
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo demo-data demo-seg clean-demo
+.PHONY: setup test demo demo-config demo-data demo-seg
 
 setup:
 	@MMSPLITATTN_VENV=$(VENV) bash tools/setup_env.sh
@@ -20,8 +20,10 @@ test: setup
 demo-data: setup
 	$(PY) tools/misc/make_demo_data.py --out data/demo
 
-demo: demo-data
+demo-config:
 	@test -f $(DEMO_CFG) || { echo "no demo config $(DEMO_CFG); BACKBONE is one of: $$(ls configs/demo | sed -n 's/^maskrcnn_\(.*\)_demo.py/\1/p' | tr '\n' ' ')"; exit 2; }
+
+demo: demo-config demo-data
 	rm -rf $(DEMO_DIR)
 	$(PY) tools/train.py $(DEMO_CFG) --work-dir $(DEMO_DIR)
 	$(PY) tools/test.py $(DEMO_CFG) "$$(cat $(DEMO_DIR)/last_checkpoint)" \
