@@ -1,13 +1,6 @@
-# Demo of configs/maskrcnn_acmix50.py: the ResNeSt demo's data, sizes and
-# schedule (see maskrcnn_resnest_demo.py) with ACmix-ResNet-26 from scratch
-# so it trains on a CPU.
-_base_ = './maskrcnn_resnest_demo.py'
+# Demo of configs/maskrcnn_acmix50.py: the SEM demo (the ResNeSt demo's data,
+# sizes and schedule with a torchvision-layout ResNet from scratch) with
+# ACmix-ResNet-26, its smallest depth.
+_base_ = './maskrcnn_sem_demo.py'
 
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmsplitattn.ACmixResNet',
-        depth=26,
-        norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=False,
-        init_cfg=None))
+model = dict(backbone=dict(type='mmsplitattn.ACmixResNet', depth=26))

@@ -1,13 +1,6 @@
-# Demo of configs/maskrcnn_spanet50.py: the ResNeSt demo's data, sizes and
-# schedule (see maskrcnn_resnest_demo.py) with the SPANetResNet backbone, at
-# depth 14 (one bottleneck per stage) from scratch so it trains on a CPU.
-_base_ = './maskrcnn_resnest_demo.py'
+# Demo of configs/maskrcnn_spanet50.py: the SEM demo (the ResNeSt demo's data,
+# sizes and schedule with a depth-14 torchvision-layout ResNet from scratch)
+# with SPA blocks after stages 1-2 instead of SEM.
+_base_ = './maskrcnn_sem_demo.py'
 
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmsplitattn.SPANetResNet',
-        depth=14,
-        norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=False,
-        init_cfg=None))
+model = dict(backbone=dict(type='mmsplitattn.SPANetResNet'))
