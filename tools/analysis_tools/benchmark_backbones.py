@@ -27,14 +27,16 @@ def _ours(cls_name, depth, **kw):
     return getattr(mmsplitattn.models, cls_name)(depth, **kw)
 
 
+# mmdet's ResNets default to norm_eval=True (BN frozen in train mode); ours
+# and timm's train their BNs, so the peers are compared with norm_eval=False.
 def _mmdet_resnest(depth, **kw):
     from mmdet.models.backbones import ResNeSt
-    return ResNeSt(depth=depth, **kw)
+    return ResNeSt(depth=depth, norm_eval=False, **kw)
 
 
 def _mmdet_resnetv1d(depth):
     from mmdet.models.backbones import ResNetV1d
-    return ResNetV1d(depth=depth)
+    return ResNetV1d(depth=depth, norm_eval=False)
 
 
 def _timm(name):
