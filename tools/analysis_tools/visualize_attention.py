@@ -57,6 +57,29 @@ def named(backbone, kind):
     return [(n, m) for n, m in backbone.named_modules() if isinstance(m, kind)]
 
 
+def save(fig, out):
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def grouped_bars(mods, series, title, out, ylabel=None, ylim=None):
+    """One group of bars per module, one bar per (label, values) of ``series``."""
+    x = np.arange(len(mods))
+    width = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(max(6, 0.4 * len(mods)), 3.5))
+    for i, (label, values) in enumerate(series):
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=label)
+    ax.set_xticks(x, [n for n, _ in mods], rotation=60, ha='right', fontsize=7)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    save(fig, out)
+
+
 def plot_split_attention(mods, out):
     """Mean attention of each radix split, per block: a (blocks x R) heatmap."""
     weights = np.stack([m.last_attention[0].mean(1).cpu().numpy() for _, m in mods])
@@ -66,25 +89,13 @@ def plot_split_attention(mods, out):
     ax.set_xticks(range(weights.shape[1]), [f'radix {r}' for r in range(weights.shape[1])])
     ax.set_title('Split-attention: mean weight per radix split')
     fig.colorbar(im, ax=ax)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    save(fig, out)
 
 
 def plot_sem(mods, out):
     w = np.stack([m.last_decision[0].cpu().numpy() for _, m in mods])  # (blocks, 3)
-    fig, ax = plt.subplots(figsize=(max(6, 0.4 * len(mods)), 3.5))
-    x = np.arange(len(mods))
-    for i, label in enumerate(('SE', 'ECA', 'IE')):
-        ax.bar(x + (i - 1) * 0.27, w[:, i], 0.27, label=label)
-    ax.set_xticks(x, [n for n, _ in mods], rotation=60, ha='right', fontsize=7)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel('decision weight')
-    ax.set_title('SEM: switch decisions per block')
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    grouped_bars(mods, [(label, w[:, i]) for i, label in enumerate(('SE', 'ECA', 'IE'))],
+                 'SEM: switch decisions per block', out, ylabel='decision weight', ylim=(0, 1))
 
 
 def plot_spanet(mods, img, img_shape, out):
@@ -104,24 +115,13 @@ def plot_spanet(mods, img, img_shape, out):
         ax.scatter(xs, ys, s=30, c='red', marker='x')
         ax.set_title(f'{name} (k={len(idx)})', fontsize=7)
     fig.suptitle('SPANet: selected salient positions')
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    save(fig, out)
 
 
 def plot_acmix_rates(mods, out):
-    r1 = [m.rate1.item() for _, m in mods]
-    r2 = [m.rate2.item() for _, m in mods]
-    x = np.arange(len(mods))
-    fig, ax = plt.subplots(figsize=(max(6, 0.4 * len(mods)), 3.5))
-    ax.bar(x - 0.2, r1, 0.4, label='rate1 (attention)')
-    ax.bar(x + 0.2, r2, 0.4, label='rate2 (convolution)')
-    ax.set_xticks(x, [n for n, _ in mods], rotation=60, ha='right', fontsize=7)
-    ax.set_title('ACmix: attention / convolution mix per block')
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    grouped_bars(mods, [('rate1 (attention)', [m.rate1.item() for _, m in mods]),
+                        ('rate2 (convolution)', [m.rate2.item() for _, m in mods])],
+                 'ACmix: attention / convolution mix per block', out)
 
 
 def plot_acmix_window(mods, img_shape, pixel, out):
@@ -139,9 +139,7 @@ def plot_acmix_window(mods, img_shape, pixel, out):
         ax.set_title(f'head {i}', fontsize=8)
         ax.axis('off')
     fig.suptitle(f'ACmix {name}: {k}x{k} window at feature ({fy}, {fx})', fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    save(fig, out)
 
 
 def visualize(config, checkpoint, image, out_dir, pixel=None, device='cpu'):
@@ -158,15 +156,16 @@ def visualize(config, checkpoint, image, out_dir, pixel=None, device='cpu'):
         written.append(osp.join(out_dir, name))
         return written[-1]
 
-    if named(backbone, SplitAttentionConv2d):
-        plot_split_attention(named(backbone, SplitAttentionConv2d), out('split_attention.png'))
-    if named(backbone, SEM):
-        plot_sem(named(backbone, SEM), out('sem_decisions.png'))
-    if named(backbone, SPABlock):
-        plot_spanet(named(backbone, SPABlock), img, img_shape, out('spanet_positions.png'))
-    if named(backbone, ACmix):
-        plot_acmix_rates(named(backbone, ACmix), out('acmix_rates.png'))
-        plot_acmix_window(named(backbone, ACmix), img_shape, pixel, out('acmix_window.png'))
+    found = {kind: named(backbone, kind) for kind in KINDS}
+    if found[SplitAttentionConv2d]:
+        plot_split_attention(found[SplitAttentionConv2d], out('split_attention.png'))
+    if found[SEM]:
+        plot_sem(found[SEM], out('sem_decisions.png'))
+    if found[SPABlock]:
+        plot_spanet(found[SPABlock], img, img_shape, out('spanet_positions.png'))
+    if found[ACmix]:
+        plot_acmix_rates(found[ACmix], out('acmix_rates.png'))
+        plot_acmix_window(found[ACmix], img_shape, pixel, out('acmix_window.png'))
     return written
 
 
