@@ -10,7 +10,8 @@ Times are medians over rounds; in each round every model runs once, in turn,
 so machine noise falls on all of them alike. Peak memory is measured in a
 fresh process per model during training steps: peak RSS above the level
 once the model and input exist (``mmsplitattn.profiling.PeakMemory``; the
-CUDA allocator's peak on GPU).
+CUDA allocator's peak on GPU), with glibc serving each allocation of 64 KiB
+or more from its own mapping so that RSS tracks live tensors.
 """
 import argparse
 import json
@@ -109,7 +110,10 @@ def peak_memory(name, args):
     cmd = [sys.executable, os.path.abspath(__file__), '--memory-worker', name,
            '--batch', str(args.batch), '--size', str(args.size), '--device', args.device]
     cmd += ['--channels-last'] * args.channels_last + ['--compile'] * args.compile
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    # glibc keeps freed blocks in its heap, so RSS would follow fragmentation;
+    # with every allocation >= 64 KiB its own mapping it follows live tensors.
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536')
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])['peak_mb']
 
 

@@ -1,13 +1,12 @@
 """ResNeSt backbone (Zhang et al. 2020): ResNet-D with Split-Attention blocks."""
 import math
 
-import torch.nn as nn
-import torch.utils.checkpoint as cp
 from mmcv.cnn import build_conv_layer, build_norm_layer
 
 from mmsplitattn.registry import MODELS
 from ..checks import check_int
 from ..layers import SplitAttentionConv2d
+from ..layers.lean_avg_pool import LeanAvgPool2d
 from .resnet_base import Bottleneck, ResNetBase
 
 
@@ -59,7 +58,7 @@ class ResNeStBottleneck(Bottleneck):
             conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg)
         delattr(self, self.norm2_name)
         if self.avg_down_stride:
-            self.avd_layer = nn.AvgPool2d(3, self.conv2_stride, padding=1)
+            self.avd_layer = LeanAvgPool2d(3, self.conv2_stride, padding=1)
         self.conv3 = build_conv_layer(
             self.conv_cfg, width, planes * self.expansion, 1, bias=False)
         if self.with_plugins and width != planes:
@@ -70,31 +69,14 @@ class ResNeStBottleneck(Bottleneck):
             self.after_conv2_plugin_names = self.make_block_plugins(
                 width, self.after_conv2_plugins)
 
-    def forward(self, x):
-        """x (B, inplanes, H, W) -> (B, 4 * planes, H', W')."""
-
-        def _inner_forward(x):
-            out = self.relu(self.norm1(self.conv1(x)))
-            if self.with_plugins:
-                out = self.forward_plugin(out, self.after_conv1_plugin_names)
-            if self.avg_down_stride and self.avd_first:
-                out = self.avd_layer(out)
-            out = self.conv2(out)
-            if self.avg_down_stride and not self.avd_first:
-                out = self.avd_layer(out)
-            if self.with_plugins:
-                out = self.forward_plugin(out, self.after_conv2_plugin_names)
-            out = self.norm3(self.conv3(out))
-            if self.with_plugins:
-                out = self.forward_plugin(out, self.after_conv3_plugin_names)
-            identity = x if self.downsample is None else self.downsample(x)
-            return out.add_(identity)
-
-        if self.with_cp and x.requires_grad:
-            out = cp.checkpoint(_inner_forward, x, use_reentrant=False)
-        else:
-            out = _inner_forward(x)
-        return self.relu(out)
+    def forward_conv2(self, x, bn_relu):
+        """(B, width, H, W) -> (B, width, H', W'): [avd] -> split attention -> [avd]."""
+        if self.avg_down_stride and self.avd_first:
+            x = self.avd_layer(x)
+        x = self.conv2(x)
+        if self.avg_down_stride and not self.avd_first:
+            x = self.avd_layer(x)
+        return x
 
 
 @MODELS.register_module()

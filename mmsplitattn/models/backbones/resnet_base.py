@@ -9,26 +9,61 @@ checkpoints load. This class adds what a subclass only declares:
   the block-specific arguments, forwarded to every block;
 * argument checks up front, each a ``ValueError`` naming the bad value;
 * ``zero_init_residual`` for any block with a ``norm3`` (mmseg only applies
-  it to its own ``Bottleneck`` class).
+  it to its own ``Bottleneck`` class);
+* a leaner training step: BN + ReLU outputs (stem and inside the blocks) are
+  recomputed in backward instead of kept (:class:`RecomputedBNReLU`).
 """
+import torch.utils.checkpoint as cp
 from mmseg.models.backbones.resnet import Bottleneck as _MMSegBottleneck
 from mmseg.models.backbones.resnet import ResNet
 
 from ..checks import check_choice, check_int
+from ..layers.recompute import RecomputedBNReLU
 
 
 class Bottleneck(_MMSegBottleneck):
     """mmseg's bottleneck (torchvision names: conv1, bn1, conv2, bn2, conv3,
     bn3, downsample.{0,1}) with its plugins applied one after another
-    (mmseg's applies only the last of several at one position).
+    (mmseg's applies only the last of several at one position) and the
+    conv1/conv2 BN + ReLU outputs recomputed in backward, not kept.
+    Subclasses change the middle of the block through :meth:`forward_conv2`.
 
     Shapes: x (B, inplanes, H, W) -> (B, 4 * planes, H / stride, W / stride).
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.with_plugins:
+            self.after_conv1_plugin_names = []
+            self.after_conv2_plugin_names = []
+            self.after_conv3_plugin_names = []
 
     def forward_plugin(self, x, plugin_names):
         for name in plugin_names:
             x = getattr(self, name)(x)
         return x
+
+    def forward_conv2(self, x, bn_relu):
+        """(B, width, H, W) -> (B, width, H', W'): conv2 -> norm2 -> ReLU."""
+        return bn_relu(self.norm2, self.conv2(x))
+
+    def forward(self, x):
+        def _inner_forward(x):
+            with RecomputedBNReLU() as bn_relu:
+                out = bn_relu(self.norm1, self.conv1(x))
+                out = self.forward_plugin(out, self.after_conv1_plugin_names)
+                out = self.forward_conv2(out, bn_relu)
+                out = self.forward_plugin(out, self.after_conv2_plugin_names)
+            out = self.norm3(self.conv3(out))
+            out = self.forward_plugin(out, self.after_conv3_plugin_names)
+            identity = x if self.downsample is None else self.downsample(x)
+            return out.add_(identity)
+
+        if self.with_cp and x.requires_grad:
+            out = cp.checkpoint(_inner_forward, x, use_reentrant=False)
+        else:
+            out = _inner_forward(x)
+        return self.relu(out)
 
 
 class ResNetBase(ResNet):
@@ -82,6 +117,22 @@ class ResNetBase(ResNet):
         ``nn.Module.train`` does."""
         super().train(mode)
         return self
+
+    def forward(self, x):
+        """x (B, in_channels, H, W) -> tuple of the ``out_indices`` outputs."""
+        with RecomputedBNReLU() as bn_relu:
+            if self.deep_stem:  # (conv, norm, ReLU) x 3
+                for i in range(0, len(self.stem), 3):
+                    x = bn_relu(self.stem[i + 1], self.stem[i](x))
+            else:
+                x = bn_relu(self.norm1, self.conv1(x))
+            x = self.maxpool(x)
+        outs = []
+        for i, layer_name in enumerate(self.res_layers):
+            x = getattr(self, layer_name)(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
 
     def make_res_layer(self, **kwargs):
         return super().make_res_layer(**kwargs, **self.block_kwargs)

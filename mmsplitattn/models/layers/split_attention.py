@@ -7,6 +7,21 @@ from mmengine.model import BaseModule
 
 from mmsplitattn.registry import MODELS
 from ..checks import check_divisible, check_int
+from .recompute import RecomputedBNReLU
+
+
+def _pointwise(conv, x):
+    """A 1x1 (grouped) convolution applied to vectors as a matmul.
+
+    x (B, Cin) -> (B, Cout); cheaper than the convolution on a 1x1 map.
+    """
+    weight = conv.weight.flatten(1)                         # (Cout, Cin / g)
+    if conv.groups == 1:
+        return F.linear(x, weight, conv.bias)
+    g = conv.groups
+    out = torch.einsum('bgi,goi->bgo', x.view(x.size(0), g, -1),
+                       weight.view(g, -1, weight.size(1))).flatten(1)
+    return out if conv.bias is None else out + conv.bias
 
 
 class RadixWeightedSum(torch.autograd.Function):
@@ -131,11 +146,11 @@ class SplitAttentionConv2d(BaseModule):
         b = x.size(0)
         # mean over space, then sum over radix: same as GAP(sum_r split_r)
         # without materialising the (B, C, H, W) sum.
-        gap = x.mean((2, 3), keepdim=True)
+        gap = x.mean((2, 3))                                # (B, R*C)
         if self.radix > 1:
-            gap = gap.view(b, self.radix, self.channels, 1, 1).sum(1)
-        z = F.relu(self.norm1(self.fc1(gap)), inplace=True)
-        logits = self.fc2(z)                                # (B, R*C, 1, 1)
+            gap = gap.view(b, self.radix, self.channels).sum(1)
+        z = self.norm1(_pointwise(self.fc1, gap)[..., None, None])
+        logits = _pointwise(self.fc2, F.relu(z, inplace=True).flatten(1))
         if self.radix > 1:
             # fc2 is grouped by cardinality: channels are ordered (K, R, C/K).
             att = logits.view(b, self.groups, self.radix, -1).softmax(2)
@@ -145,10 +160,12 @@ class SplitAttentionConv2d(BaseModule):
         return att.reshape(b, self.radix, self.channels, 1, 1)
 
     def forward(self, x):
-        x = F.relu(self.norm0(self.conv(x)), inplace=True)  # (B, R*C, H', W')
-        att = self.attention(x)                              # (B, R, C, 1, 1)
-        if self.return_attention:
-            self.last_attention = att.detach().flatten(2)
-        if self.radix == 1:
-            return x * att[:, 0]
-        return RadixWeightedSum.apply(x, att)
+        # the (B, R*C, H', W') activation is recomputed in backward, not kept
+        with RecomputedBNReLU() as bn_relu:
+            x = bn_relu(self.norm0, self.conv(x))           # (B, R*C, H', W')
+            att = self.attention(x)                         # (B, R, C, 1, 1)
+            if self.return_attention:
+                self.last_attention = att.detach().flatten(2)
+            if self.radix == 1:
+                return x * att[:, 0]
+            return RadixWeightedSum.apply(x, att)

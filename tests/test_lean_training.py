@@ -1,0 +1,108 @@
+"""The training-memory helpers: recomputed BN+ReLU and the lean average pool."""
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mmsplitattn.models.layers.lean_avg_pool import LeanAvgPool2d
+from mmsplitattn.models.layers.recompute import RecomputedBNReLU
+
+
+def _bn(train=True, momentum=0.1, affine=True):
+    torch.manual_seed(0)
+    bn = nn.BatchNorm2d(6, momentum=momentum, affine=affine)
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.5, 2)
+    if affine:
+        bn.weight.data.uniform_(-1.5, 1.5)  # negative scales too
+        bn.bias.data.uniform_(-0.5, 0.5)
+    return bn.train(train)
+
+
+def _step(norm, x, w, recompute):
+    """relu(norm(x)) -> conv: output, saved conv input pointer, gradients."""
+    x = x.clone().requires_grad_()
+    w = w.clone().requires_grad_()
+    with RecomputedBNReLU() if recompute else _Plain() as bn_relu:
+        act = bn_relu(norm, x)
+        act_ptr = act.data_ptr()
+        out = F.conv2d(act, w, padding=1)
+    saved_ptr = out.grad_fn._saved_input.data_ptr()
+    out.backward(torch.linspace(-1, 1, out.numel()).view_as(out))
+    grads = [x.grad, w.grad] + [p.grad for p in norm.parameters()]
+    return out, saved_ptr == act_ptr, grads
+
+
+class _Plain:
+    def __enter__(self):
+        return lambda norm, y: F.relu(norm(y))
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.mark.parametrize('train,momentum,affine', [(True, 0.1, True), (True, None, True),
+                                                   (False, 0.1, True), (True, 0.1, False)])
+def test_recomputed_bn_relu_matches_the_plain_chain(train, momentum, affine):
+    x = torch.randn(4, 6, 5, 7)
+    w = torch.randn(3, 6, 3, 3)
+    bn_plain, bn_ours = _bn(train, momentum, affine), _bn(train, momentum, affine)
+    out, kept, grads = _step(bn_plain, x, w, recompute=False)
+    out_ours, kept_ours, grads_ours = _step(bn_ours, x, w, recompute=True)
+    assert kept and not kept_ours  # the conv saved a recomputed copy
+    torch.testing.assert_close(out_ours, out)
+    for a, b in zip(grads_ours, grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    for a, b in zip(bn_ours.state_dict().values(), bn_plain.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_recompute_is_shared_by_every_consumer():
+    bn = _bn()
+    x = torch.randn(2, 6, 4, 4, requires_grad=True)
+    with RecomputedBNReLU() as bn_relu:
+        act = bn_relu(bn, x)
+        out = (act * 2).sum() + (act * act).sum()  # relu, two muls save act
+    out.backward()
+    ref = x.detach().clone().requires_grad_()
+    bn_ref = _bn()
+    a = F.relu(bn_ref(ref))
+    ((a * 2).sum() + (a * a).sum()).backward()
+    torch.testing.assert_close(x.grad, ref.grad)
+
+
+@pytest.mark.parametrize('case', ['group_norm', 'other_hooks', 'no_grad'])
+def test_ordinary_path_where_recompute_does_not_apply(case):
+    norm = nn.GroupNorm(2, 6) if case == 'group_norm' else _bn()
+    x = torch.randn(2, 6, 5, 5, requires_grad=case != 'no_grad')
+    w = torch.randn(3, 6, 3, 3)
+    if case == 'no_grad':
+        with torch.no_grad(), RecomputedBNReLU() as bn_relu:
+            torch.testing.assert_close(bn_relu(norm, x), F.relu(norm(x)))
+        return
+    outer = torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t)
+    with (outer if case == 'other_hooks' else _Plain()), RecomputedBNReLU() as bn_relu:
+        act = bn_relu(norm, x)
+        out = F.conv2d(act, w)
+    assert out.grad_fn._saved_input.data_ptr() == act.data_ptr()
+
+
+@pytest.mark.parametrize('kwargs', [dict(kernel_size=3, stride=2, padding=1),
+                                    dict(kernel_size=2, stride=2, ceil_mode=True,
+                                         count_include_pad=False),
+                                    dict(kernel_size=3, stride=1, padding=1, divisor_override=4)])
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_lean_avg_pool_matches_nn_avg_pool(kwargs, channels_last):
+    x = torch.randn(2, 4, 7, 9)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out = LeanAvgPool2d(**kwargs)(x1)
+    ref = nn.AvgPool2d(**kwargs)(x2)
+    assert not hasattr(out.grad_fn, '_saved_self')  # the input is not kept
+    g = torch.randn_like(ref)
+    out.backward(g)
+    ref.backward(g)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(x1.grad, x2.grad)
+    assert x1.grad.is_contiguous(memory_format=torch.channels_last) == channels_last
