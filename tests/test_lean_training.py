@@ -1,9 +1,11 @@
-"""The training-memory helpers: recomputed BN+ReLU and the lean average pool."""
+"""The lean-training and fast-inference helpers: recomputed BN+ReLU, the lean
+average pool, BN folding."""
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmsplitattn.models.layers.conv_bn import conv_bn
 from mmsplitattn.models.layers.lean_avg_pool import LeanAvgPool2d
 from mmsplitattn.models.layers.recompute import RecomputedBNReLU
 
@@ -24,7 +26,7 @@ def _step(norm, x, w, recompute):
     x = x.clone().requires_grad_()
     w = w.clone().requires_grad_()
     with RecomputedBNReLU() if recompute else _Plain() as bn_relu:
-        act = bn_relu(norm, x)
+        act = bn_relu(nn.Identity(), norm, x)
         act_ptr = act.data_ptr()
         out = F.conv2d(act, w, padding=1)
     saved_ptr = out.grad_fn._saved_input.data_ptr()
@@ -35,7 +37,7 @@ def _step(norm, x, w, recompute):
 
 class _Plain:
     def __enter__(self):
-        return lambda norm, y: F.relu(norm(y))
+        return lambda conv, norm, x: F.relu(norm(conv(x)))
 
     def __exit__(self, *exc):
         return False
@@ -61,7 +63,7 @@ def test_recompute_is_shared_by_every_consumer():
     bn = _bn()
     x = torch.randn(2, 6, 4, 4, requires_grad=True)
     with RecomputedBNReLU() as bn_relu:
-        act = bn_relu(bn, x)
+        act = bn_relu(nn.Identity(), bn, x)
         out = (act * 2).sum() + (act * act).sum()  # relu, two muls save act
     out.backward()
     ref = x.detach().clone().requires_grad_()
@@ -78,11 +80,11 @@ def test_ordinary_path_where_recompute_does_not_apply(case):
     w = torch.randn(3, 6, 3, 3)
     if case == 'no_grad':
         with torch.no_grad(), RecomputedBNReLU() as bn_relu:
-            torch.testing.assert_close(bn_relu(norm, x), F.relu(norm(x)))
+            torch.testing.assert_close(bn_relu(nn.Identity(), norm, x), F.relu(norm(x)))
         return
     outer = torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t)
     with (outer if case == 'other_hooks' else _Plain()), RecomputedBNReLU() as bn_relu:
-        act = bn_relu(norm, x)
+        act = bn_relu(nn.Identity(), norm, x)
         out = F.conv2d(act, w)
     assert out.grad_fn._saved_input.data_ptr() == act.data_ptr()
 
@@ -106,3 +108,34 @@ def test_lean_avg_pool_matches_nn_avg_pool(kwargs, channels_last):
     torch.testing.assert_close(out, ref)
     torch.testing.assert_close(x1.grad, x2.grad)
     assert x1.grad.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_conv_bn_folds_in_inference_and_tracks_weight_changes(channels_last):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(6, 6, 3, padding=1, groups=2).eval()
+    norm = _bn(train=False)
+    x = torch.randn(2, 6, 8, 8)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        out = conv_bn(conv, norm, x)
+        torch.testing.assert_close(out, norm(conv(x)), rtol=1e-5, atol=1e-5)
+        assert out.is_contiguous(memory_format=torch.channels_last if channels_last
+                                 else torch.contiguous_format)
+        assert conv._folded_bn is not None
+        conv.weight.mul_(2)                       # an in-place update
+        norm.running_var.fill_(4.0)
+        torch.testing.assert_close(conv_bn(conv, norm, x), norm(conv(x)), rtol=1e-5, atol=1e-5)
+        norm.load_state_dict(_bn(train=False).state_dict())
+        torch.testing.assert_close(conv_bn(conv, norm, x), norm(conv(x)), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('case', ['grad', 'train_bn', 'group_norm'])
+def test_conv_bn_does_not_fold_outside_inference(case):
+    conv = nn.Conv2d(6, 6, 1)
+    norm = nn.GroupNorm(2, 6) if case == 'group_norm' else _bn(train=case == 'train_bn')
+    x = torch.randn(2, 6, 4, 4)
+    with torch.set_grad_enabled(case == 'grad'):
+        conv_bn(conv, norm, x)
+    assert getattr(conv, '_folded_bn', None) is None

@@ -246,3 +246,17 @@ def test_with_cp_gives_the_same_training_step():
     # checkpointing re-runs the forward, so BN running statistics move twice
     # (as in mmdet/mmseg); the gradients are the same
     _assert_same_training_step(checkpointed, plain, (32, 32), running_stats=False)
+
+
+def test_fast_inference_path_matches_the_plain_one():
+    """No-grad eval: folded BNs, channels_last inside, contiguous outputs."""
+    torch.manual_seed(0)
+    model = ResNeSt(14).eval()
+    randomize_norms(model)
+    x = torch.randn(2, 3, 40, 56)
+    plain = model(x)  # grad enabled: the ordinary modules
+    with torch.no_grad():
+        fast = model(x)
+    for a, b in zip(fast, plain):
+        assert a.is_contiguous()
+        torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-5)

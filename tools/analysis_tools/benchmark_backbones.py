@@ -7,7 +7,8 @@ against their peers, interleaved in one run, with ratios to a baseline.
         [--device cpu|cuda] [--channels-last] [--compile] [--json FILE]
 
 Times are medians over rounds; in each round every model runs once, in turn,
-so machine noise falls on all of them alike. Peak memory is measured in a
+so machine noise falls on all of them alike (all inference rounds, then all
+training rounds). Peak memory is measured in a
 fresh process per model during training steps: peak RSS above the level
 once the model and input exist (``mmsplitattn.profiling.PeakMemory``; the
 CUDA allocator's peak on GPU), with glibc serving each allocation of 64 KiB
@@ -122,16 +123,18 @@ def benchmark(args):
     for name in args.models:
         print(f'building {name} ...', flush=True)
         model, x = prepare(name, args)
-        infer(model, x)  # warm-up (and compilation)
-        train_step(model, x)
+        train_step(model, x)  # warm-up (and compilation)
+        infer(model, x)
         prepared[name] = (model, x)
+    # inference rounds first, then training rounds: a training step moves
+    # the BN running statistics, which a model may cache derived weights from
     times = {n: dict(infer=[], train=[]) for n in args.models}
-    for r in range(args.rounds):
-        print(f'round {r + 1}/{args.rounds}', flush=True)
-        for name, (model, x) in prepared.items():
-            times[name]['infer'].append(timed(infer, model, x))
-            times[name]['train'].append(timed(train_step, model, x))
-            model.zero_grad(set_to_none=True)
+    for phase, fn in (('infer', infer), ('train', train_step)):
+        for r in range(args.rounds):
+            print(f'{phase} round {r + 1}/{args.rounds}', flush=True)
+            for name, (model, x) in prepared.items():
+                times[name][phase].append(timed(fn, model, x))
+                model.zero_grad(set_to_none=True)
     result = {}
     for name in args.models:
         print(f'peak memory of {name} ...', flush=True)

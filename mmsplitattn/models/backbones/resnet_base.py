@@ -11,14 +11,29 @@ checkpoints load. This class adds what a subclass only declares:
 * ``zero_init_residual`` for any block with a ``norm3`` (mmseg only applies
   it to its own ``Bottleneck`` class);
 * a leaner training step: BN + ReLU outputs (stem and inside the blocks) are
-  recomputed in backward instead of kept (:class:`RecomputedBNReLU`).
+  recomputed in backward instead of kept (:class:`RecomputedBNReLU`);
+* a faster inference: BNs folded into their convolutions (:func:`conv_bn`)
+  and, where ``inference_channels_last`` (measured faster), channels_last
+  activations on CPU, with contiguous tensors in and out.
 """
+import torch
 import torch.utils.checkpoint as cp
 from mmseg.models.backbones.resnet import Bottleneck as _MMSegBottleneck
 from mmseg.models.backbones.resnet import ResNet
 
 from ..checks import check_choice, check_int
+from ..layers.conv_bn import conv_bn
 from ..layers.recompute import RecomputedBNReLU
+
+
+def _contiguous_by_rows(x):
+    """``x.contiguous()`` for a channels_last (B, C, H, W) tensor, copied in
+    blocks of 8 rows: on CPU the one-piece transposition is up to 5x slower
+    for large H*W (2x256x56x56: 5.2 ms against 1.0 ms here)."""
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    for dst, src in zip(out.split(8, 2), x.split(8, 2)):
+        dst.copy_(src)
+    return out
 
 
 class Bottleneck(_MMSegBottleneck):
@@ -45,19 +60,27 @@ class Bottleneck(_MMSegBottleneck):
 
     def forward_conv2(self, x, bn_relu):
         """(B, width, H, W) -> (B, width, H', W'): conv2 -> norm2 -> ReLU."""
-        return bn_relu(self.norm2, self.conv2(x))
+        return bn_relu(self.conv2, self.norm2, x)
+
+    def forward_shortcut(self, x):
+        """x, or [AvgPool] -> conv -> norm of mmseg's ``downsample``."""
+        if self.downsample is None:
+            return x
+        *pools, conv, norm = self.downsample
+        for pool in pools:
+            x = pool(x)
+        return conv_bn(conv, norm, x)
 
     def forward(self, x):
         def _inner_forward(x):
             with RecomputedBNReLU() as bn_relu:
-                out = bn_relu(self.norm1, self.conv1(x))
+                out = bn_relu(self.conv1, self.norm1, x)
                 out = self.forward_plugin(out, self.after_conv1_plugin_names)
                 out = self.forward_conv2(out, bn_relu)
                 out = self.forward_plugin(out, self.after_conv2_plugin_names)
-            out = self.norm3(self.conv3(out))
+            out = conv_bn(self.conv3, self.norm3, out)
             out = self.forward_plugin(out, self.after_conv3_plugin_names)
-            identity = x if self.downsample is None else self.downsample(x)
-            return out.add_(identity)
+            return out.add_(self.forward_shortcut(x))
 
         if self.with_cp and x.requires_grad:
             out = cp.checkpoint(_inner_forward, x, use_reentrant=False)
@@ -75,6 +98,8 @@ class ResNetBase(ResNet):
     """
 
     styles = ('pytorch', 'caffe')
+    # CPU inference runs in channels_last inside (contiguous in and out)
+    inference_channels_last = False
 
     def __init__(self, depth, block_kwargs=None, **kwargs):
         self._check_args(depth, kwargs)
@@ -120,18 +145,22 @@ class ResNetBase(ResNet):
 
     def forward(self, x):
         """x (B, in_channels, H, W) -> tuple of the ``out_indices`` outputs."""
+        channels_last = (self.inference_channels_last and not torch.is_grad_enabled()
+                         and x.device.type == 'cpu' and x.dim() == 4 and x.is_contiguous())
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         with RecomputedBNReLU() as bn_relu:
             if self.deep_stem:  # (conv, norm, ReLU) x 3
                 for i in range(0, len(self.stem), 3):
-                    x = bn_relu(self.stem[i + 1], self.stem[i](x))
+                    x = bn_relu(self.stem[i], self.stem[i + 1], x)
             else:
-                x = bn_relu(self.norm1, self.conv1(x))
+                x = bn_relu(self.conv1, self.norm1, x)
             x = self.maxpool(x)
         outs = []
         for i, layer_name in enumerate(self.res_layers):
             x = getattr(self, layer_name)(x)
             if i in self.out_indices:
-                outs.append(x)
+                outs.append(_contiguous_by_rows(x) if channels_last else x)
         return tuple(outs)
 
     def make_res_layer(self, **kwargs):

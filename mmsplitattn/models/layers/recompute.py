@@ -13,6 +13,8 @@ import torch
 import torch.nn as nn
 from torch.autograd.graph import saved_tensors_hooks
 
+from .conv_bn import conv_bn
+
 
 class _Replay:
     """Stands in for a saved tensor: ``relu(y * scale + shift)``, computed at
@@ -69,8 +71,10 @@ def _batch_norm_affine(norm, y):
 
 
 class RecomputedBNReLU:
-    """Context in which ``self(norm, y)`` computes ``relu(norm(y))`` and any
-    operation saving that result for backward saves a recipe instead.
+    """Context in which ``self(conv, norm, x)`` computes
+    ``relu(norm(conv(x)))`` and any operation saving that result for backward
+    saves a recipe instead. In inference the BN is folded into the
+    convolution (:func:`conv_bn`).
 
     Only plain ``nn.BatchNorm{1,2,3}d`` are recomputed (SyncBN's statistics
     are global, GN/LN have none to reuse). Without grad, under
@@ -82,7 +86,7 @@ class RecomputedBNReLU:
     Example::
 
         with RecomputedBNReLU() as bn_relu:
-            out = conv2(bn_relu(norm1, conv1(x)))
+            out = conv2(bn_relu(conv1, norm1, x))
     """
 
     _local = threading.local()  # the active outermost context of this thread
@@ -112,10 +116,11 @@ class RecomputedBNReLU:
         return (torch.is_grad_enabled() and not torch.compiler.is_compiling()
                 and (top_hooks is None or top_hooks(False) is None))
 
-    def __call__(self, norm, y):
+    def __call__(self, conv, norm, x):
         if self._targets is None or type(norm) not in (
                 nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d):
-            return torch.relu_(norm(y))
+            return torch.relu_(conv_bn(conv, norm, x))
+        y = conv(x)
         out, scale, shift = _batch_norm_affine(norm, y)
         # registered before relu_ so that ReLU's own saved result is replaced
         self._targets.append((weakref.ref(out), _Replay(y.detach(), scale, shift)))

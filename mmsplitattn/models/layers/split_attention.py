@@ -145,8 +145,9 @@ class SplitAttentionConv2d(BaseModule):
         """
         b = x.size(0)
         # mean over space, then sum over radix: same as GAP(sum_r split_r)
-        # without materialising the (B, C, H, W) sum.
-        gap = x.mean((2, 3))                                # (B, R*C)
+        # without materialising the (B, C, H, W) sum. sum / N rather than
+        # mean: the backward of sum is a broadcast view, mean's a full tensor.
+        gap = x.sum((2, 3)) / (x.size(2) * x.size(3))       # (B, R*C)
         if self.radix > 1:
             gap = gap.view(b, self.radix, self.channels).sum(1)
         z = self.norm1(_pointwise(self.fc1, gap)[..., None, None])
@@ -162,7 +163,7 @@ class SplitAttentionConv2d(BaseModule):
     def forward(self, x):
         # the (B, R*C, H', W') activation is recomputed in backward, not kept
         with RecomputedBNReLU() as bn_relu:
-            x = bn_relu(self.norm0, self.conv(x))           # (B, R*C, H', W')
+            x = bn_relu(self.conv, self.norm0, x)           # (B, R*C, H', W')
             att = self.attention(x)                         # (B, R, C, 1, 1)
             if self.return_attention:
                 self.last_attention = att.detach().flatten(2)
