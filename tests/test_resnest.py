@@ -260,3 +260,6 @@ def test_fast_inference_path_matches_the_plain_one():
     for a, b in zip(fast, plain):
         assert a.is_contiguous()
         torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-5)
+    assert model.layer1[0].conv1._folded_bn is not None
+    model.train()  # training makes the folded weights stale: they are dropped
+    assert not any(hasattr(m, '_folded_bn') for m in model.modules())
