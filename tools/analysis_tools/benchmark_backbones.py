@@ -101,6 +101,8 @@ def timed(fn, *a):
 def memory_worker(name, args):
     from mmsplitattn.profiling import PeakMemory
     model, x = prepare(name, args)
+    train_step(model, x)  # compilation and one-off allocations are not counted
+    model.zero_grad(set_to_none=True)
     with PeakMemory(x.device) as memory:
         for _ in range(2):
             train_step(model, x)

@@ -3,13 +3,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+# exactly these types: SyncBN's statistics are global, subclasses may differ
+PLAIN_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 def _can_fold(conv, norm):
     """Inference (no grad, BN using running statistics), plain modules, eager."""
     return (not torch.is_grad_enabled() and type(conv) is nn.Conv2d
-            and conv.padding_mode == 'zeros' and type(norm) in _BATCH_NORMS
+            and conv.padding_mode == 'zeros' and type(norm) in PLAIN_BATCH_NORMS
             and not norm.training and norm.running_mean is not None
             and not torch.compiler.is_compiling())
 

@@ -1,4 +1,5 @@
-"""BatchNorm + ReLU whose output autograd does not keep: recomputed in backward.
+"""Conv -> BatchNorm -> ReLU whose output autograd does not keep: recomputed
+in backward.
 
 In a training step the output of ``relu(bn(y))`` is kept by the operation
 that consumes it (a convolution's weight gradient, a weighted sum), while
@@ -10,10 +11,9 @@ import threading
 import weakref
 
 import torch
-import torch.nn as nn
 from torch.autograd.graph import saved_tensors_hooks
 
-from .conv_bn import conv_bn
+from .conv_bn import PLAIN_BATCH_NORMS, conv_bn
 
 
 class _Replay:
@@ -81,7 +81,7 @@ class RecomputedBNReLU:
     ``torch.compile`` (which does its own recomputation) or inside other
     saved-tensor hooks (``with_cp`` checkpointing, CPU offload), everything
     takes the ordinary path. Nested contexts share the outermost one.
-    Results equal ``relu(norm(y))``; gradients agree to float rounding.
+    Results equal ``relu(norm(conv(x)))``; gradients agree to float rounding.
 
     Example::
 
@@ -117,8 +117,7 @@ class RecomputedBNReLU:
                 and (top_hooks is None or top_hooks(False) is None))
 
     def __call__(self, conv, norm, x):
-        if self._targets is None or type(norm) not in (
-                nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d):
+        if self._targets is None or type(norm) not in PLAIN_BATCH_NORMS:
             return torch.relu_(conv_bn(conv, norm, x))
         y = conv(x)
         out, scale, shift = _batch_norm_affine(norm, y)
