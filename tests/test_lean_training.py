@@ -110,11 +110,13 @@ def test_lean_avg_pool_matches_nn_avg_pool(kwargs, channels_last):
     assert x1.grad.is_contiguous(memory_format=torch.channels_last) == channels_last
 
 
-@pytest.mark.parametrize('channels_last', [False, True])
-def test_conv_bn_folds_in_inference_and_tracks_weight_changes(channels_last):
+@pytest.mark.parametrize('channels_last,sync', [(False, False), (True, False), (False, True)])
+def test_conv_bn_folds_in_inference_and_tracks_weight_changes(channels_last, sync):
     torch.manual_seed(0)
     conv = nn.Conv2d(6, 6, 3, padding=1, groups=2).eval()
     norm = _bn(train=False)
+    if sync:  # SyncBN in eval: running statistics, no communication
+        norm = nn.SyncBatchNorm.convert_sync_batchnorm(norm).eval()
     x = torch.randn(2, 6, 8, 8)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -129,6 +131,7 @@ def test_conv_bn_folds_in_inference_and_tracks_weight_changes(channels_last):
         torch.testing.assert_close(conv_bn(conv, norm, x), norm(conv(x)), rtol=1e-5, atol=1e-5)
         norm.load_state_dict(_bn(train=False).state_dict())
         torch.testing.assert_close(conv_bn(conv, norm, x), norm(conv(x)), rtol=1e-5, atol=1e-5)
+        assert conv._folded_bn is not None
 
 
 @pytest.mark.parametrize('case', ['grad', 'train_bn', 'group_norm'])

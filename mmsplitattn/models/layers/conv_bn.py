@@ -8,9 +8,11 @@ PLAIN_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 def _can_fold(conv, norm):
-    """Inference (no grad, BN using running statistics), plain modules, eager."""
+    """Inference (no grad, BN using running statistics), plain modules, eager.
+    SyncBN in eval mode normalises with running statistics like BN."""
     return (not torch.is_grad_enabled() and type(conv) is nn.Conv2d
-            and conv.padding_mode == 'zeros' and type(norm) in PLAIN_BATCH_NORMS
+            and conv.padding_mode == 'zeros'
+            and type(norm) in PLAIN_BATCH_NORMS + (nn.SyncBatchNorm, )
             and not norm.training and norm.running_mean is not None
             and not torch.compiler.is_compiling())
 
