@@ -139,12 +139,12 @@ class ResNetBase(ResNet):
 
     def train(self, mode=True):
         """As mmseg's (frozen stages, ``norm_eval``), returning ``self`` as
-        ``nn.Module.train`` does; entering training drops the folded
-        inference weights (:func:`conv_bn`), which training makes stale."""
+        ``nn.Module.train`` does. Also drops the folded inference weights
+        (:func:`conv_bn`): ``eval()`` after editing weights through
+        ``.data`` (which bumps no version counter) refolds them."""
         super().train(mode)
-        if mode:
-            for m in self.modules():
-                m.__dict__.pop('_folded_bn', None)
+        for m in self.modules():
+            m.__dict__.pop('_folded_bn', None)
         return self
 
     def forward(self, x):

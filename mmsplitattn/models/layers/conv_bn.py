@@ -20,7 +20,8 @@ def _can_fold(conv, norm):
 def _folded(conv, norm, memory_format):
     """``(weight, bias)`` of ``norm(conv(.))`` as one convolution, cached on
     ``conv`` until any of the tensors it comes from changes (in-place updates,
-    ``load_state_dict``, ``.to()``)."""
+    ``load_state_dict``, ``.to()``; not edits through ``.data``, which bump no
+    version counter: the backbones drop the cache on ``train()``/``eval()``)."""
     sources = (conv.weight, conv.bias, norm.weight, norm.bias,
                norm.running_mean, norm.running_var)
     key = tuple((t.data_ptr(), t._version) if t is not None else None
