@@ -1,11 +1,11 @@
 """The lean-training and fast-inference helpers: recomputed BN+ReLU, the lean
-average pool, BN folding."""
+average pool, BN folding, 1x1 convolutions as matmuls."""
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmsplitattn.models.layers.conv_bn import conv_bn
+from mmsplitattn.models.layers.conv_bn import conv2d, conv_bn
 from mmsplitattn.models.layers.lean_avg_pool import LeanAvgPool2d
 from mmsplitattn.models.layers.recompute import RecomputedBNReLU
 
@@ -142,3 +142,42 @@ def test_conv_bn_does_not_fold_outside_inference(case):
     with torch.set_grad_enabled(case == 'grad'):
         conv_bn(conv, norm, x)
     assert getattr(conv, '_folded_bn', None) is None
+
+
+def _graph_names(t):
+    names, todo = set(), [t.grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is not None and fn.name() not in names:
+            names.add(fn.name())
+            todo.extend(f for f, _ in fn.next_functions)
+    return names
+
+
+@pytest.mark.parametrize('bias', [False, True])
+def test_small_map_1x1_conv_as_matmul_matches_conv(bias):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(16, 24, 1, bias=bias)
+    x = torch.randn(3, 16, 7, 9)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out = conv2d(conv, x1)
+    assert '_Conv1x1MatMulBackward' in _graph_names(out)
+    g = torch.randn_like(out)
+    out.backward(g)
+    grads = [x1.grad] + [p.grad.clone() for p in conv.parameters()]
+    conv.zero_grad()
+    ref = conv(x2)
+    ref.backward(g)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads, [x2.grad] + [p.grad for p in conv.parameters()]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('case', ['large_map', 'stride', 'kernel3', 'no_grad'])
+def test_conv2d_keeps_the_convolution_elsewhere(case):
+    conv = nn.Conv2d(8, 8, 3 if case == 'kernel3' else 1, stride=2 if case == 'stride' else 1)
+    size = 20 if case == 'large_map' else 7  # 20x20 > 14x14
+    x = torch.randn(2, 8, size, size, requires_grad=True)
+    with torch.set_grad_enabled(case != 'no_grad'):
+        out = conv2d(conv, x)
+    assert '_Conv1x1MatMulBackward' not in _graph_names(out)

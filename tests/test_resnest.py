@@ -261,9 +261,11 @@ def test_fast_inference_path_matches_the_plain_one():
         assert a.is_contiguous()
         torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-5)
     assert model.layer1[0].conv1._folded_bn is not None
-    # edits through .data bump no version counter: eval() refolds
+    model.eval()  # already in eval: the folded weights stay
+    assert model.layer1[0].conv1._folded_bn is not None
+    # edits through .data bump no version counter: train() then eval() refolds
     model.layer1[0].conv1.weight.data.mul_(2)
-    model.eval()
+    model.train().eval()
     assert not any(hasattr(m, '_folded_bn') for m in model.modules())
     plain = model(x)
     with torch.no_grad():

@@ -139,12 +139,14 @@ class ResNetBase(ResNet):
 
     def train(self, mode=True):
         """As mmseg's (frozen stages, ``norm_eval``), returning ``self`` as
-        ``nn.Module.train`` does. Also drops the folded inference weights
-        (:func:`conv_bn`): ``eval()`` after editing weights through
-        ``.data`` (which bumps no version counter) refolds them."""
+        ``nn.Module.train`` does. Leaving or entering training drops the
+        folded inference weights (:func:`conv_bn`); ``eval()`` on a model in
+        eval mode keeps them. After editing weights through ``.data`` (which
+        bumps no version counter) call ``train()`` then ``eval()``."""
+        if mode or self.training:
+            for m in self.modules():
+                m.__dict__.pop('_folded_bn', None)
         super().train(mode)
-        for m in self.modules():
-            m.__dict__.pop('_folded_bn', None)
         return self
 
     def forward(self, x):

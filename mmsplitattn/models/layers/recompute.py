@@ -13,7 +13,7 @@ import weakref
 import torch
 from torch.autograd.graph import saved_tensors_hooks
 
-from .conv_bn import PLAIN_BATCH_NORMS, conv_bn
+from .conv_bn import PLAIN_BATCH_NORMS, conv2d, conv_bn
 
 
 class _Replay:
@@ -119,7 +119,7 @@ class RecomputedBNReLU:
     def __call__(self, conv, norm, x):
         if self._targets is None or type(norm) not in PLAIN_BATCH_NORMS:
             return torch.relu_(conv_bn(conv, norm, x))
-        y = conv(x)
+        y = conv2d(conv, x)
         out, scale, shift = _batch_norm_affine(norm, y)
         # registered before relu_ so that ReLU's own saved result is replaced
         self._targets.append((weakref.ref(out), _Replay(y.detach(), scale, shift)))
