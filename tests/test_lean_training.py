@@ -173,11 +173,14 @@ def test_small_map_1x1_conv_as_matmul_matches_conv(bias):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize('case', ['large_map', 'stride', 'kernel3', 'no_grad'])
+@pytest.mark.parametrize('case', ['large_map', 'stride', 'kernel3', 'no_grad', 'autocast'])
 def test_conv2d_keeps_the_convolution_elsewhere(case):
     conv = nn.Conv2d(8, 8, 3 if case == 'kernel3' else 1, stride=2 if case == 'stride' else 1)
     size = 20 if case == 'large_map' else 7  # 20x20 > 14x14
     x = torch.randn(2, 8, size, size, requires_grad=True)
-    with torch.set_grad_enabled(case != 'no_grad'):
+    with torch.set_grad_enabled(case != 'no_grad'), \
+            torch.autocast('cpu', torch.bfloat16, enabled=case == 'autocast'):
         out = conv2d(conv, x)
+    if case == 'autocast':
+        out.float().sum().backward()  # bfloat16 through the convolution's backward
     assert '_Conv1x1MatMulBackward' not in _graph_names(out)

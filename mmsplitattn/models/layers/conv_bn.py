@@ -71,7 +71,7 @@ def conv2d(conv, x):
     """``conv(x)``; in CPU training a 1x1 convolution over a map of at most
     14x14 runs as matmuls, which with their backward are faster than
     oneDNN's there (ResNeSt-50 stages 3-4: up to 2.5x per layer), and equal
-    to float rounding.
+    to float rounding. Under autocast it stays a convolution.
 
     Shapes: x (B, Cin, H, W) -> (B, Cout, H', W').
     """
@@ -79,6 +79,7 @@ def conv2d(conv, x):
             and conv.kernel_size == (1, 1) and conv.stride == (1, 1)
             and conv.padding == (0, 0) and conv.groups == 1 and x.dim() == 4
             and x.size(2) * x.size(3) <= 196 and x.is_contiguous()
+            and x.dtype == conv.weight.dtype and not torch.is_autocast_enabled('cpu')
             and not torch.compiler.is_compiling()):
         return conv(x)
     b, c, h, w = x.shape
