@@ -184,3 +184,24 @@ def test_conv2d_keeps_the_convolution_elsewhere(case):
     if case == 'autocast':
         out.float().sum().backward()  # bfloat16 through the convolution's backward
     assert '_Conv1x1MatMulBackward' not in _graph_names(out)
+
+
+@pytest.mark.parametrize('backbone', [dict(type='SEMResNet', depth=14),
+                                      dict(type='SPANetResNet', depth=14),
+                                      dict(type='ACmixResNet', depth=26)])
+def test_fast_inference_of_every_backbone_matches_the_plain_path(backbone):
+    """No grad + eval: folded BNs and channels_last inside, same outputs."""
+    from mmsplitattn.registry import MODELS
+    torch.manual_seed(0)
+    model = MODELS.build(backbone).eval()
+    for m in model.modules():  # non-trivial statistics
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 1.5)
+    x = torch.randn(1, 3, 64, 48)
+    plain = model(x)
+    with torch.no_grad():
+        fast = model(x)
+    for a, b in zip(fast, plain):
+        assert a.is_contiguous()
+        torch.testing.assert_close(a, b.detach(), rtol=1e-4, atol=1e-5)

@@ -116,7 +116,6 @@ class ResNeSt(ResNetBase):
         269: (ResNeStBottleneck, (3, 30, 48, 8)),
     }
     styles = ('pytorch', )
-    inference_channels_last = True
 
     def __init__(self,
                  depth,

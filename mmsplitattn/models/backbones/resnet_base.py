@@ -13,8 +13,8 @@ checkpoints load. This class adds what a subclass only declares:
 * a leaner training step: BN + ReLU outputs (stem and inside the blocks) are
   recomputed in backward instead of kept (:class:`RecomputedBNReLU`);
 * a faster inference: BNs folded into their convolutions (:func:`conv_bn`)
-  and, where ``inference_channels_last`` (measured faster), channels_last
-  activations on CPU, with contiguous tensors in and out.
+  and (``inference_channels_last``) channels_last activations on CPU, with
+  contiguous tensors in and out.
 """
 import torch
 import torch.utils.checkpoint as cp
@@ -98,8 +98,9 @@ class ResNetBase(ResNet):
     """
 
     styles = ('pytorch', 'caffe')
-    # CPU inference runs in channels_last inside (contiguous in and out)
-    inference_channels_last = False
+    # CPU inference runs in channels_last inside (contiguous in and out):
+    # measured faster for ResNeSt, SEM and SPANet, neutral for ACmix
+    inference_channels_last = True
 
     def __init__(self, depth, block_kwargs=None, **kwargs):
         self._check_args(depth, kwargs)
