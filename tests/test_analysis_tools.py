@@ -68,6 +68,18 @@ def test_benchmark_backbones_runs(tmp_path):
     assert result['ours-resnest50']['train_peak_mb'] >= 0
 
 
+def test_benchmark_layers_runs(tmp_path):
+    from benchmark_layers import main
+    results = main(['--size', '32', '--rounds', '1', '--json', str(tmp_path / 'l.json')])
+    assert len(results) == 3
+    conv = results['conv1x1 train step (ms)']
+    assert [r['layer'] for r in conv][-1] == '2048->512 @1x1'
+    assert all(r['nn.Conv2d'] > 0 and r['conv2d'] > 0 for r in conv)
+    assert json.loads((tmp_path / 'l.json').read_text())['args']['size'] == 32
+    with pytest.raises(SystemExit):
+        main(['--size', '16'])
+
+
 def test_benchmark_acmix_runs(tmp_path):
     from benchmark_acmix import main
     ratio = main(['--channels', '16', '--size', '8', '--steps', '1', '--rounds', '1',

@@ -8,8 +8,8 @@ against their peers, interleaved in one run, with ratios to a baseline.
 
 Times are medians over rounds; in each round every model runs once, in turn,
 so machine noise falls on all of them alike (all inference rounds, then all
-training rounds). Peak memory is measured in a
-fresh process per model during training steps: peak RSS above the level
+training rounds). Peak memory is measured in a fresh process per model
+during training steps: peak RSS above the level
 once the model and input exist (``mmsplitattn.profiling.PeakMemory``; the
 CUDA allocator's peak on GPU), with glibc serving each allocation of 64 KiB
 or more from its own mapping so that RSS tracks live tensors.

@@ -28,8 +28,8 @@ from ..layers.recompute import RecomputedBNReLU
 
 def _contiguous_by_rows(x):
     """``x.contiguous()`` for a channels_last (B, C, H, W) tensor, copied in
-    blocks of 8 rows: on CPU the one-piece transposition is up to 5x slower
-    for large H*W (2x256x56x56: 5.2 ms against 1.0 ms here)."""
+    blocks of 8 rows: on CPU the one-piece transposition is up to 4x slower
+    for large H*W (``tools/analysis_tools/benchmark_layers.py``)."""
     out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     for dst, src in zip(out.split(8, 2), x.split(8, 2)):
         dst.copy_(src)
