@@ -5,6 +5,8 @@ import subprocess
 import sys
 
 import pytest
+import torch
+from torch.nn.modules.batchnorm import _BatchNorm
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # Tools started by the tests load MMEngine checkpoints with torch >= 2.6.
@@ -27,6 +29,18 @@ def run_tool(args, cwd, env=None, timeout=900, check=True):
         raise AssertionError(f'{" ".join(cmd)} failed ({proc.returncode}):\n'
                              f'{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}')
     return proc
+
+
+def randomize_norms(model):
+    """Give every BN non-trivial statistics so equivalence tests mean something."""
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, _BatchNorm):
+            n = m.num_features
+            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.rand(n, generator=g) - 0.5)
 
 
 def free_port():

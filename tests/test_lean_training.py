@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from conftest import randomize_norms
 from mmsplitattn.models.layers.conv_bn import conv2d, conv_bn
 from mmsplitattn.models.layers.lean_avg_pool import LeanAvgPool2d
 from mmsplitattn.models.layers.recompute import RecomputedBNReLU
@@ -193,10 +194,7 @@ def test_fast_inference_of_every_backbone_matches_the_plain_path(name, depth):
     import mmsplitattn.models
     torch.manual_seed(0)
     model = getattr(mmsplitattn.models, name)(depth).eval()
-    for m in model.modules():  # non-trivial statistics
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 1.5)
+    randomize_norms(model)
     x = torch.randn(1, 3, 64, 48)
     plain = model(x)
     with torch.no_grad():

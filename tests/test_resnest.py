@@ -4,19 +4,8 @@ import torch
 from mmengine.registry import MODELS as ROOT_MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from conftest import randomize_norms
 from mmsplitattn.models import ResNeSt
-
-
-def randomize_norms(model):
-    """Give every BN non-trivial statistics so equivalence tests mean something."""
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, _BatchNorm):
-            n = m.num_features
-            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(n, generator=g) - 0.5)
 
 
 @pytest.mark.parametrize('depth,blocks', [(14, (1, 1, 1, 1)), (26, (2, 2, 2, 2)),
