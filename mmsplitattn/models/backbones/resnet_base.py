@@ -22,7 +22,7 @@ from mmseg.models.backbones.resnet import Bottleneck as _MMSegBottleneck
 from mmseg.models.backbones.resnet import ResNet
 
 from ..checks import check_choice, check_int
-from ..layers.conv_bn import conv_bn
+from ..layers.conv_bn import conv_bn, drop_folded_weights
 from ..layers.recompute import RecomputedBNReLU
 
 
@@ -145,8 +145,7 @@ class ResNetBase(ResNet):
         eval mode keeps them. After editing weights through ``.data`` (which
         bumps no version counter) call ``train()`` then ``eval()``."""
         if mode or self.training:
-            for m in self.modules():
-                m.__dict__.pop('_folded_bn', None)
+            drop_folded_weights(self)
         super().train(mode)
         return self
 

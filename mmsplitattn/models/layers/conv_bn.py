@@ -43,6 +43,12 @@ def _folded(conv, norm, memory_format):
     return cached[1], cached[2]
 
 
+def drop_folded_weights(module):
+    """Forget the folded weights cached on ``module`` and its submodules."""
+    for m in module.modules():
+        m.__dict__.pop('_folded_bn', None)
+
+
 class _Conv1x1MatMul(torch.autograd.Function):
     """A 1x1 convolution as per-sample matmuls: x (B, Cin, N), weight
     (Cout, Cin) -> (B, Cout, N); the weight gradient accumulates per sample
