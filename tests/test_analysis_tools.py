@@ -75,6 +75,8 @@ def test_benchmark_layers_runs(tmp_path):
     conv = results['conv1x1 train step (ms)']
     assert [r['layer'] for r in conv][-1] == '2048->512 @1x1'
     assert all(r['nn.Conv2d'] > 0 and r['conv2d'] > 0 for r in conv)
+    layout = results['1x1 conv inference by layout (ms)']
+    assert all(r['NCHW'] > 0 and r['channels_last'] > 0 and r['conv_bn CL'] > 0 for r in layout)
     assert json.loads((tmp_path / 'l.json').read_text())['args']['size'] == 32
     with pytest.raises(SystemExit):
         main(['--size', '16'])

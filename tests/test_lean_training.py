@@ -4,11 +4,25 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from conftest import randomize_norms
 from mmsplitattn.models.layers.conv_bn import conv2d, conv_bn
 from mmsplitattn.models.layers.lean_avg_pool import LeanAvgPool2d
 from mmsplitattn.models.layers.recompute import RecomputedBNReLU
+
+
+class _OpNames(TorchDispatchMode):
+    """The set of aten operations run inside the context."""
+
+    def __enter__(self):
+        self.names = set()
+        super().__enter__()
+        return self.names
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.add(func.__name__.split('.')[0])
+        return func(*args, **(kwargs or {}))
 
 
 def _bn(train=True, momentum=0.1, affine=True):
@@ -133,6 +147,22 @@ def test_conv_bn_folds_in_inference_and_tracks_weight_changes(channels_last, syn
         norm.load_state_dict(_bn(train=False).state_dict())
         torch.testing.assert_close(conv_bn(conv, norm, x), norm(conv(x)), rtol=1e-5, atol=1e-5)
         assert conv._folded_bn is not None
+
+
+@pytest.mark.parametrize('size,gemm', [(7, True), (14, True), (15, False)])
+def test_conv_bn_channels_last_pointwise_small_map_is_one_gemm(size, gemm):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(6, 10, 1, bias=True).eval()
+    norm = nn.BatchNorm2d(10).eval()
+    randomize_norms(norm)
+    x = torch.randn(2, 6, size, size).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        ref = norm(conv(x))
+        with _OpNames() as ops:
+            out = conv_bn(conv, norm, x)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert ('addmm' in ops and 'convolution' not in ops) == gemm, ops
 
 
 @pytest.mark.parametrize('case', ['grad', 'train_bn', 'group_norm'])

@@ -5,7 +5,9 @@ the plain PyTorch call it replaces, interleaved and repeated in one run:
   (batch 2, 224x224) as ``nn.Conv2d`` against ``conv_bn.conv2d`` (which runs
   maps of at most 14x14 as matmuls in CPU training);
 * ``layout``: inference of the same convolutions in NCHW against
-  channels_last (why CPU inference runs channels_last inside);
+  channels_last (why CPU inference runs channels_last inside), and against
+  ``conv_bn.conv_bn`` in channels_last (BN folded; maps of at most 14x14 as
+  one GEMM);
 * ``to_contiguous``: channels_last -> contiguous copy of the stage outputs,
   ``Tensor.contiguous`` against the row-block copy the backbones use.
 
@@ -22,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from mmsplitattn.models.backbones.resnet_base import _contiguous_by_rows
-from mmsplitattn.models.layers.conv_bn import conv2d
+from mmsplitattn.models.layers.conv_bn import conv2d, conv_bn
 
 # (Cin, Cout, stride of the map w.r.t. the input) of ResNeSt-50's 1x1 convs
 CONV1X1 = [(64, 256, 4), (256, 64, 4), (128, 512, 8), (512, 128, 8), (256, 1024, 16),
@@ -69,10 +71,11 @@ def bench_layout(args):
             side = args.size // stride
             conv = nn.Conv2d(cin, cout, 1, bias=False)
             conv_cl = nn.Conv2d(cin, cout, 1, bias=False).to(memory_format=torch.channels_last)
+            norm = nn.BatchNorm2d(cout).eval()
             x = torch.randn(args.batch, cin, side, side)
             x_cl = x.contiguous(memory_format=torch.channels_last)
-            t = _median_ms({'NCHW': lambda: conv(x), 'channels_last': lambda: conv_cl(x_cl)},
-                           args.rounds)
+            t = _median_ms({'NCHW': lambda: conv(x), 'channels_last': lambda: conv_cl(x_cl),
+                            'conv_bn CL': lambda: conv_bn(conv_cl, norm, x_cl)}, args.rounds)
             rows.append(dict(layer=f'{cin}->{cout} @{side}x{side}', **t))
     return rows
 
@@ -106,10 +109,11 @@ def main(argv=None):
         rows = results[name] = bench(args)
         keys = [k for k in rows[0] if k != 'layer']
         print(f'\n{name}, batch {args.batch}, {args.size}x{args.size}, median of {args.rounds}')
-        print(f'{"layer":<22}' + ''.join(f'{k:>15}' for k in keys) + f'{"ratio":>8}')
-        for r in rows:
+        print(f'{"layer":<22}' + ''.join(f'{k:>15}' for k in keys)
+              + ''.join(f'{"ratio " + str(i + 2):>9}' for i in range(len(keys) - 1)))
+        for r in rows:  # ratios of the 2nd, 3rd... column to the 1st
             print(f'{r["layer"]:<22}' + ''.join(f'{r[k]:>15.2f}' for k in keys)
-                  + f'{r[keys[1]] / r[keys[0]]:>8.2f}')
+                  + ''.join(f'{r[k] / r[keys[0]]:>9.2f}' for k in keys[1:]))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(dict(args=vars(args), results=results), f, indent=2)
