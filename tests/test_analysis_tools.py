@@ -1,6 +1,7 @@
 """tools/analysis_tools on small inputs (behaviour, not timings)."""
 import json
 import os.path as osp
+import subprocess
 import sys
 
 import pytest
@@ -61,11 +62,12 @@ def test_benchmark_backbones_runs(tmp_path):
     out = tmp_path / 'bench.json'
     proc = run_tool(['tools/analysis_tools/benchmark_backbones.py', '--models', 'ours-resnest50',
                      'mmdet-resnest50', '--batch', '2', '--size', '32', '--rounds', '1',
-                     '--json', str(out)], cwd=tmp_path)
-    assert 'ratios to mmdet-resnest50' in proc.stdout
+                     '--malloc', 'keep', '--json', str(out)], cwd=tmp_path)
+    assert 'malloc keep; ratios to mmdet-resnest50' in proc.stdout
     result = json.loads(out.read_text())['result']
     assert result['mmdet-resnest50']['ratio']['train'] == 1.0
     assert result['ours-resnest50']['train_peak_mb'] >= 0
+    assert result['ours-resnest50']['train_faults'] >= 0
 
 
 def test_benchmark_layers_runs(tmp_path):
@@ -127,3 +129,21 @@ def test_visualize_attention_rejects_plain_backbones(demo_root, tmp_path):
     image = str(demo_root / 'data' / 'demo' / 'coco' / 'val2017' / '000000000001.jpg')
     with pytest.raises(ValueError, match='has no Split-Attention, SEM, SPA or ACmix module'):
         visualize(str(cfg), str(tmp_path / 'p.pth'), image, str(tmp_path / 'vis'))
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='glibc mallopt')
+def test_keep_freed_memory_stops_page_faults():
+    """Run in a fresh process: it changes the process's allocator."""
+    code = ('import resource, torch\n'
+            'from mmsplitattn.profiling import keep_freed_memory\n'
+            'assert keep_freed_memory()\n'
+            'def faults():\n'
+            '    f = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n'
+            '    for _ in range(5):\n'
+            '        torch.empty(2**23).fill_(1)  # 32 MiB, freed at once\n'
+            '    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f\n'
+            'faults()\n'
+            'print(faults())\n')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         check=True).stdout
+    assert int(out.split()[-1]) < 100  # glibc's defaults: ~8000 per 32 MiB

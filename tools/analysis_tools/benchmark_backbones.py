@@ -13,9 +13,9 @@ freed memory to the system and a step pays page faults to get it back, how
 many depending on what ran before. Times are medians over rounds; in each
 round every model runs once, in turn, so machine noise falls on all of them
 alike (all inference rounds, then all training rounds). Minor page faults
-per training step are reported beside the times; ``--malloc keep`` starts the
-workers with glibc keeping freed memory (no trimming, no per-tensor
-mappings), which leaves the computation alone.
+per training step are reported beside the times; ``--malloc keep`` makes the
+timing workers keep freed memory (``mmsplitattn.profiling.keep_freed_memory``:
+no page faults once warm), which leaves the computation alone.
 
 Peak memory is measured in a fresh process per model during training steps:
 peak RSS above the level once the model and input exist
@@ -33,6 +33,9 @@ import sys
 import time
 
 import torch
+
+from mmsplitattn.profiling import PeakMemory, keep_freed_memory
+
 
 def _ours(cls_name, depth, **kw):
     import mmsplitattn.models
@@ -108,16 +111,11 @@ def timed(fn, *a):
     return time.perf_counter() - t0
 
 
-# glibc: keep freed memory in the heap (no trimming, no per-tensor mappings)
-KEEP_FREED_MEMORY = dict(MALLOC_MMAP_THRESHOLD_=str(2**30), MALLOC_TRIM_THRESHOLD_=str(2**32))
-
-
 def _minor_faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def memory_worker(name, args):
-    from mmsplitattn.profiling import PeakMemory
     model, x = prepare(name, args)
     train_step(model, x)  # compilation and one-off allocations are not counted
     model.zero_grad(set_to_none=True)
@@ -130,6 +128,8 @@ def memory_worker(name, args):
 def timing_worker(name, args):
     """Serves one model: answers each 'infer' / 'train' line of stdin with
     the time and minor page faults of one run, as a 'RESULT {json}' line."""
+    if args.malloc == 'keep' and not keep_freed_memory():
+        raise RuntimeError('--malloc keep: this C library has no mallopt (glibc only)')
     model, x = prepare(name, args)
     train_step(model, x)  # warm-up (and compilation)
     model.zero_grad(set_to_none=True)
@@ -146,7 +146,7 @@ def timing_worker(name, args):
 
 def _worker_cmd(role, name, args):
     cmd = [sys.executable, os.path.abspath(__file__), role, name, '--batch', str(args.batch),
-           '--size', str(args.size), '--device', args.device]
+           '--size', str(args.size), '--device', args.device, '--malloc', args.malloc]
     return cmd + ['--channels-last'] * args.channels_last + ['--compile'] * args.compile
 
 
@@ -164,8 +164,7 @@ class _Worker:
 
     def __init__(self, name, args):
         self.name = name
-        env = dict(os.environ, **(KEEP_FREED_MEMORY if args.malloc == 'keep' else {}))
-        self.proc = subprocess.Popen(_worker_cmd('--timing-worker', name, args), env=env,
+        self.proc = subprocess.Popen(_worker_cmd('--timing-worker', name, args),
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self._read('READY')
 
