@@ -5,12 +5,9 @@ Peak memory: on CPU the process's resident set size high-water mark (Linux
 minus the resident size at that moment; so allocations made before (imports,
 model building) never count. On CUDA it is the caching allocator's peak.
 
-Time on CPU depends on the allocator: glibc returns freed memory to the
-system, and a step then pays page faults to get it back (on this machine's
-2-core VM ~0.2 s of a 0.5 s ResNeSt-50 step, depending on what ran before).
-:func:`keep_freed_memory` switches that off for timing.
+Time on CPU also depends on the allocator (page faults):
+:func:`mmsplitattn.allocator.keep_freed_memory`.
 """
-import ctypes
 import resource
 
 import torch
@@ -58,19 +55,3 @@ class PeakMemory:
             self.peak_mb = max(0, peak - self._base) / 1024
         return False
 
-
-# glibc's mallopt parameters
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-
-
-def keep_freed_memory():
-    """Make glibc keep freed memory in the process: no per-tensor mappings
-    (up to 1 GiB) and no heap trimming (up to 2 GiB), so once warm a step
-    reuses pages instead of faulting them in. The same as starting with
-    ``MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=2147483647``.
-    Returns False (and changes nothing) where the C library has no
-    ``mallopt`` or refuses the values."""
-    mallopt = getattr(ctypes.CDLL(None), 'mallopt', None)
-    if mallopt is None:
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, 2**30) and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))

@@ -135,7 +135,7 @@ def test_visualize_attention_rejects_plain_backbones(demo_root, tmp_path):
 def test_keep_freed_memory_stops_page_faults():
     """Run in a fresh process: it changes the process's allocator."""
     code = ('import resource, torch\n'
-            'from mmsplitattn.profiling import keep_freed_memory\n'
+            'from mmsplitattn.allocator import keep_freed_memory\n'
             'assert keep_freed_memory()\n'
             'def faults():\n'
             '    f = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n'

@@ -14,7 +14,7 @@ many depending on what ran before. Times are medians over rounds; in each
 round every model runs once, in turn, so machine noise falls on all of them
 alike (all inference rounds, then all training rounds). Minor page faults
 per training step are reported beside the times; ``--malloc keep`` makes the
-timing workers keep freed memory (``mmsplitattn.profiling.keep_freed_memory``:
+timing workers keep freed memory (``mmsplitattn.allocator.keep_freed_memory``:
 no page faults once warm), which leaves the computation alone.
 
 Peak memory is measured in a fresh process per model during training steps:
@@ -34,7 +34,8 @@ import time
 
 import torch
 
-from mmsplitattn.profiling import PeakMemory, keep_freed_memory
+from mmsplitattn.allocator import keep_freed_memory
+from mmsplitattn.profiling import PeakMemory
 
 
 def _ours(cls_name, depth, **kw):

@@ -14,7 +14,7 @@ the plain PyTorch call it replaces, interleaved and repeated in one run:
     python tools/analysis_tools/benchmark_layers.py [--batch 2] [--size 224]
         [--rounds 9] [--json FILE]
 
-The process keeps freed memory (``mmsplitattn.profiling.keep_freed_memory``):
+The process keeps freed memory (``mmsplitattn.allocator.keep_freed_memory``):
 with glibc's defaults the candidates would pay each other's page faults
 (64->256 @56x56 measured 10.2 ms against 4.5 ms for the same call).
 """
@@ -29,7 +29,7 @@ import torch.nn as nn
 
 from mmsplitattn.models.backbones.resnet_base import _contiguous_by_rows
 from mmsplitattn.models.layers.conv_bn import conv2d, conv_bn
-from mmsplitattn.profiling import keep_freed_memory
+from mmsplitattn.allocator import keep_freed_memory
 
 # (Cin, Cout, stride of the map w.r.t. the input) of ResNeSt-50's 1x1 convs
 CONV1X1 = [(64, 256, 4), (256, 64, 4), (128, 512, 8), (512, 128, 8), (256, 1024, 16),
