@@ -54,4 +54,3 @@ class PeakMemory:
                     resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
             self.peak_mb = max(0, peak - self._base) / 1024
         return False
-

@@ -27,9 +27,9 @@ import time
 import torch
 import torch.nn as nn
 
+from mmsplitattn.allocator import keep_freed_memory
 from mmsplitattn.models.backbones.resnet_base import _contiguous_by_rows
 from mmsplitattn.models.layers.conv_bn import conv2d, conv_bn
-from mmsplitattn.allocator import keep_freed_memory
 
 # (Cin, Cout, stride of the map w.r.t. the input) of ResNeSt-50's 1x1 convs
 CONV1X1 = [(64, 256, 4), (256, 64, 4), (128, 512, 8), (512, 128, 8), (256, 1024, 16),

@@ -103,8 +103,8 @@ def _is_pointwise(conv):
 def conv_bn(conv, norm, x):
     """``norm(conv(x))``; in inference with a plain ``nn.Conv2d`` and
     ``nn.BatchNorm2d`` it is one convolution with folded, cached weights (in
-    ``x``'s memory format), which saves the BN pass. A channels_last 1x1
-    convolution over a map of at most 14x14 is then one GEMM over the
+    ``x``'s memory format), which saves the BN pass. On CPU, a channels_last
+    1x1 convolution over a map of at most 14x14 is then one GEMM over the
     (B*H*W, Cin) rows, faster than oneDNN's there (ResNeSt-50 stage 4:
     1.1 vs 1.3-1.5 ms per layer, ``benchmark_layers.py``). Equal to float
     rounding.
@@ -116,7 +116,8 @@ def conv_bn(conv, norm, x):
     channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     weight, bias = _folded(conv, norm, torch.channels_last if channels_last
                            else torch.contiguous_format)
-    if channels_last and _is_pointwise(conv) and x.size(2) * x.size(3) <= 196:
+    if (channels_last and x.device.type == 'cpu' and _is_pointwise(conv)
+            and x.size(2) * x.size(3) <= 196):
         b, c, h, w = x.shape
         rows = torch.addmm(bias, x.permute(0, 2, 3, 1).reshape(-1, c), weight.view(-1, c).t())
         return rows.view(b, h, w, -1).permute(0, 3, 1, 2)  # (B, Cout, H, W) channels_last
