@@ -73,10 +73,19 @@ class _Conv1x1MatMul(torch.autograd.Function):
         return grad_x, grad_w
 
 
+# largest map (H * W) on which a 1x1 convolution runs as matmuls (14x14)
+_MATMUL_MAX_PIXELS = 14 * 14
+
+
+def _is_pointwise(conv):
+    return (conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding == (0, 0)
+            and conv.groups == 1)
+
+
 def conv2d(conv, x):
     """``conv(x)``; in CPU training a 1x1 convolution over a map of at most
     14x14 runs as matmuls, which with their backward are faster than
-    oneDNN's there (ResNeSt-50 stages 3-4: up to 4.6x per layer, see
+    oneDNN's there (ResNeSt-50 stages 3-4: up to 1.7x per layer, see
     ``tools/analysis_tools/benchmark_layers.py``), and equal
     to float rounding. Under autocast it stays a convolution.
 
@@ -84,7 +93,7 @@ def conv2d(conv, x):
     """
     if not (torch.is_grad_enabled() and x.device.type == 'cpu' and type(conv) is nn.Conv2d
             and _is_pointwise(conv) and x.dim() == 4
-            and x.size(2) * x.size(3) <= 196 and x.is_contiguous()
+            and x.size(2) * x.size(3) <= _MATMUL_MAX_PIXELS and x.is_contiguous()
             and x.dtype == conv.weight.dtype and not torch.is_autocast_enabled('cpu')
             and not torch.compiler.is_compiling()):
         return conv(x)
@@ -93,11 +102,6 @@ def conv2d(conv, x):
     if conv.bias is not None:
         out = out + conv.bias.view(-1, 1)
     return out.view(b, -1, h, w)
-
-
-def _is_pointwise(conv):
-    return (conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding == (0, 0)
-            and conv.groups == 1)
 
 
 def conv_bn(conv, norm, x):
@@ -117,7 +121,7 @@ def conv_bn(conv, norm, x):
     weight, bias = _folded(conv, norm, torch.channels_last if channels_last
                            else torch.contiguous_format)
     if (channels_last and x.device.type == 'cpu' and _is_pointwise(conv)
-            and x.size(2) * x.size(3) <= 196):
+            and x.size(2) * x.size(3) <= _MATMUL_MAX_PIXELS):
         b, c, h, w = x.shape
         rows = torch.addmm(bias, x.permute(0, 2, 3, 1).reshape(-1, c), weight.view(-1, c).t())
         return rows.view(b, h, w, -1).permute(0, 3, 1, 2)  # (B, Cout, H, W) channels_last
