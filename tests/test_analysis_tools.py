@@ -36,7 +36,8 @@ def test_get_flops_cli_segmentor(tmp_path):
 
 def test_get_flops_acmix_resnet50():
     from get_flops import complexity
-    result = complexity(osp.join(ROOT, 'configs', 'maskrcnn_acmix50.py'), (224, 224),
+    result = complexity(osp.join(ROOT, 'configs', 'acmix',
+                                 'mask-rcnn_acmix50_fpn_syncbn-backbone+head_ms-1x_coco.py'), (224, 224),
                         backbone_only=True)
     assert 'model' not in result
     # README: 18.6M with the 1000-class fc (2.05M); 3.6 GFLOPs counting the

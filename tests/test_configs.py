@@ -16,11 +16,12 @@ CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), r
 
 def test_configs_found():
     names = {osp.relpath(p, ROOT) for p in CONFIGS}
-    assert {'configs/maskrcnn_resnest50.py', 'configs/maskrcnn_resnest101.py',
-            'configs/fcn_resnest101-d8_cityscapes.py',
-            'configs/pspnet_resnest101-d8_cityscapes.py',
-            'configs/deeplabv3_resnest101-d8_cityscapes.py',
-            'configs/deeplabv3plus_resnest101-d8_cityscapes.py'} <= names
+    assert {'configs/maskrcnn_resnest50.py',
+            'configs/resnest/mask-rcnn_resnest101_fpn_syncbn-backbone+head_ms-1x_coco.py',
+            'configs/resnest/fcn_resnest101-d8_4xb2-80k_cityscapes-512x1024.py',
+            'configs/resnest/pspnet_resnest101-d8_4xb2-80k_cityscapes-512x1024.py',
+            'configs/resnest/deeplabv3_resnest101-d8_4xb2-80k_cityscapes-512x1024.py',
+            'configs/resnest/deeplabv3plus_resnest101-d8_4xb2-80k_cityscapes-512x1024.py'} <= names
 
 
 def _registries(scope):

@@ -1,9 +1,9 @@
-# Demo: configs/fcn_resnest101-d8_cityscapes.py on the synthetic
+# Demo: configs/resnest/fcn_resnest101-d8_4xb2-80k_cityscapes-512x1024.py on the synthetic
 # Cityscapes-layout data that tools/misc/make_demo_data.py writes
 # (data/demo/cityscapes/). Changed, and only because a 2-core CPU must train it
 # in minutes: data root, 128x256 images, ResNeSt-14-D8 from scratch with BN,
 # a 300-iteration schedule.
-_base_ = '../fcn_resnest101-d8_cityscapes.py'
+_base_ = '../resnest/fcn_resnest101-d8_4xb2-80k_cityscapes-512x1024.py'
 
 data_root = 'data/demo/cityscapes/'
 norm_cfg = dict(type='BN', requires_grad=True)

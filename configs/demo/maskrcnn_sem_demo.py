@@ -1,4 +1,4 @@
-# Demo of configs/maskrcnn_sem50.py: the ResNeSt demo's data, sizes and
+# Demo of configs/sem/mask-rcnn_sem50_fpn_syncbn-backbone+head_ms-1x_coco.py: the ResNeSt demo's data, sizes and
 # schedule (see maskrcnn_resnest_demo.py) with the SEMResNet backbone, at
 # depth 14 (one bottleneck per stage) from scratch so it trains on a CPU.
 _base_ = './maskrcnn_resnest_demo.py'

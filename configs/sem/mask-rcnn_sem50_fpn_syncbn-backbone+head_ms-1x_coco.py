@@ -3,7 +3,7 @@
 # torchvision-layout ResNet-50 whose bottlenecks end in a Switchable
 # Excitation Module. ImageNet ResNet-50 weights initialise everything but the
 # SEM modules. No published reference: SEM was only evaluated on CIFAR.
-_base_ = './maskrcnn_resnest50.py'
+_base_ = '../maskrcnn_resnest50.py'
 
 model = dict(
     backbone=dict(
