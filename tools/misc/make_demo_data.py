@@ -1,4 +1,4 @@
-"""Write a small synthetic dataset in the real COCO 2017 and Cityscapes layouts.
+"""Write a small synthetic dataset in the real COCO 2017, Cityscapes and ImageNet layouts.
 
     python tools/misc/make_demo_data.py [--out data/demo] [--seed 0]
 
@@ -10,8 +10,18 @@ Cityscapes (``<out>/cityscapes``): ``leftImg8bit/{train,val}/<city>/*_leftImg8bi
 and ``gtFine/{train,val}/<city>/*_gtFine_polygons.json`` street-like scenes,
 converted to ``*_gtFine_labelTrainIds.png`` with cityscapesscripts'
 ``json2labelImg`` exactly as mmseg's ``tools/dataset_converters/cityscapes.py``
-does. The output is a pure function of the seed; each dataset is written to a
-temporary folder and moved into place only when complete.
+does.
+
+ImageNet (``<out>/imagenet``): ``{train,val}/<class>/<class>_<n>.png`` and
+``meta/{train,val}.txt`` (``<class>/<file> <label>`` per line), the layout
+mmpretrain's ``ImageNet``/``CustomDataset`` read: one circle, square or
+triangle per image on the COCO images' textured background, at the COCO
+objects' size in pixels, classes in turn.
+
+The output is a pure function of the seed (the ImageNet-layout set draws
+from its own generator, so adding it left the other two unchanged); each
+dataset is written to a temporary folder and moved into place only when
+complete.
 """
 import argparse
 import json
@@ -89,6 +99,27 @@ def make_coco_split(rng, root, split, num_images, size):
         json.dump(dict(images=images, annotations=annotations, categories=categories), f)
 
 
+def make_classification_split(rng, root, split, num_images, size):
+    """``root/<split>/<class>/*.png`` and ``root/meta/<split>.txt``: one shape per image."""
+    h, w = size
+    lines = []
+    for i in range(num_images):
+        label = i % len(COCO_CLASSES)
+        name = COCO_CLASSES[label]
+        img = textured_background(rng, h, w)
+        r = rng.uniform(0.2, 0.45) * min(h, w)
+        cx, cy = rng.uniform(r, w - r), rng.uniform(r, h - r)
+        poly = shape_polygon(rng, name, cx, cy, r)
+        color = [int(c) for c in rng.integers(0, 256, 3)]
+        cv2.fillPoly(img, [np.round(poly).astype(np.int32)], color)
+        file_name = f'{name}/{name}_{i:05d}.png'
+        os.makedirs(osp.join(root, split, name), exist_ok=True)
+        cv2.imwrite(osp.join(root, split, file_name), img)
+        lines.append(f'{file_name} {label}\n')
+    with open(osp.join(root, 'meta', f'{split}.txt'), 'w') as f:
+        f.writelines(lines)
+
+
 def street_scene(rng, h, w):
     """Polygons (label, (N, 2) int) back to front, for one street-like scene."""
     horizon = int(h * rng.uniform(0.4, 0.6))
@@ -154,11 +185,22 @@ def write_atomically(dst, writer):
             shutil.rmtree(tmp)
 
 
-def make_demo_data(out='data/demo', seed=0, coco_train=240, coco_val=60,
-                   coco_size=(160, 160), city_train=60, city_val=16,
-                   city_size=(128, 256)):
-    """Write ``out/coco`` and ``out/cityscapes``; returns their paths."""
+def make_demo_data(out: str = 'data/demo', seed: int = 0, coco_train: int = 240,
+                   coco_val: int = 60, coco_size: tuple = (160, 160), city_train: int = 60,
+                   city_val: int = 16, city_size: tuple = (128, 256), cls_train: int = 1500,
+                   cls_val: int = 300, cls_size: tuple = (96, 96)) -> tuple:
+    """Write ``out/coco``, ``out/cityscapes`` and ``out/imagenet``; returns their paths.
+
+    ``cls_train``/``cls_val`` images (classes in turn) of ``cls_size`` (h, w)
+    go into the ImageNet-layout set; 0 skips a split.
+    """
+    for name, value in (('coco_train', coco_train), ('coco_val', coco_val),
+                        ('city_train', city_train), ('city_val', city_val),
+                        ('cls_train', cls_train), ('cls_val', cls_val)):
+        if not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f'{name} must be an int >= 0, got {value!r}')
     rng = np.random.default_rng(seed)
+    cls_rng = np.random.default_rng([seed, 1])  # independent of the other two sets
 
     def coco(tmp):
         os.makedirs(osp.join(tmp, 'annotations'))
@@ -171,9 +213,15 @@ def make_demo_data(out='data/demo', seed=0, coco_train=240, coco_val=60,
         make_cityscapes_split(rng, tmp, 'val', city_val, city_size,
                               ('frankfurt', 'lindau'))
 
-    paths = osp.join(out, 'coco'), osp.join(out, 'cityscapes')
+    def imagenet(tmp):
+        os.makedirs(osp.join(tmp, 'meta'))
+        make_classification_split(cls_rng, tmp, 'train', cls_train, cls_size)
+        make_classification_split(cls_rng, tmp, 'val', cls_val, cls_size)
+
+    paths = osp.join(out, 'coco'), osp.join(out, 'cityscapes'), osp.join(out, 'imagenet')
     write_atomically(paths[0], coco)
     write_atomically(paths[1], cityscapes)
+    write_atomically(paths[2], imagenet)
     return paths
 
 
@@ -185,10 +233,15 @@ def main():
     parser.add_argument('--coco-val', type=int, default=60)
     parser.add_argument('--city-train', type=int, default=60)
     parser.add_argument('--city-val', type=int, default=16)
+    parser.add_argument('--cls-train', type=int, default=1500,
+                        help='images of the ImageNet-layout classification set')
+    parser.add_argument('--cls-val', type=int, default=300)
     args = parser.parse_args()
-    coco, city = make_demo_data(args.out, args.seed, args.coco_train, args.coco_val,
-                                city_train=args.city_train, city_val=args.city_val)
-    print(f'COCO-layout demo data: {coco}\nCityscapes-layout demo data: {city}')
+    coco, city, imagenet = make_demo_data(
+        args.out, args.seed, args.coco_train, args.coco_val, city_train=args.city_train,
+        city_val=args.city_val, cls_train=args.cls_train, cls_val=args.cls_val)
+    print(f'COCO-layout demo data: {coco}\nCityscapes-layout demo data: {city}\n'
+          f'ImageNet-layout demo data: {imagenet}')
 
 
 if __name__ == '__main__':
