@@ -1,8 +1,9 @@
-"""Evaluate a checkpoint: COCO bbox/segm mAP (mmdet) or mIoU (mmseg).
+"""Evaluate a checkpoint: COCO bbox/segm mAP (mmdet), mIoU (mmseg) or
+top-1/top-5 accuracy (mmpretrain).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
-        [--show] [--show-dir DIR] [--tta] [--cfg-options k=v ...]
-        [--launcher pytorch]
+        [--show] [--show-dir DIR] [--tta] [--fuse-conv-bn]
+        [--cfg-options k=v ...] [--launcher pytorch]
 """
 import argparse
 import os
@@ -10,8 +11,9 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
-from mmsplitattn.apis import (adapt_cfg_to_device, build_runner, check_checkpoint,
-                              check_dataset_paths, load_config, prepare_torch_load)
+from mmsplitattn.runtime import (adapt_cfg_to_device, build_runner, check_checkpoint,
+                                 check_dataset_paths, load_config, prepare_torch_load,
+                                 unwrap_model)
 
 
 def parse_args(argv=None):
@@ -21,8 +23,8 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='the dir to save the metrics')
     parser.add_argument(
         '--out', type=str,
-        help='detection: dump predictions to a pickle file; segmentation: a '
-        'folder to write the predicted label maps to')
+        help='detection and classification: dump predictions to a pickle file; '
+        'segmentation: a folder to write the predicted label maps to')
     parser.add_argument('--show', action='store_true', help='show predictions')
     parser.add_argument('--show-dir', help='dir to save pictures of the predictions')
     parser.add_argument('--wait-time', type=float, default=2, help='show interval (s)')
@@ -31,6 +33,10 @@ def parse_args(argv=None):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
+    parser.add_argument(
+        '--fuse-conv-bn', action='store_true',
+        help='fold each BN into the convolution before it (mmcv.cnn.fuse_conv_bn) '
+        'after loading the checkpoint: faster inference, same results')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -43,12 +49,14 @@ def trigger_visualization_hook(cfg, args, task):
     if hook is None:
         raise RuntimeError('--show/--show-dir need a "visualization" hook in '
                            'default_hooks')
-    hook['draw'] = True
+    hook['draw' if task != 'cls' else 'enable'] = True
     if args.show:
         hook['show'] = True
         hook['wait_time'] = args.wait_time
     if args.show_dir:
-        if task == 'det':
+        if task == 'cls':  # mmpretrain's hook writes to out_dir as given
+            hook['out_dir'] = osp.abspath(args.show_dir)
+        elif task == 'det':
             # absolute: mmdet's hook re-joins a relative one on every batch
             hook['test_out_dir'] = osp.abspath(args.show_dir)
         else:
@@ -68,12 +76,13 @@ def build_cfg(args):
         cfg.model = cfg.tta_model
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
     if args.out is not None:
-        if task == 'det':
+        if task in ('det', 'cls'):
             if not args.out.endswith(('.pkl', '.pickle')):
                 raise ValueError(f'--out must be a .pkl or .pickle file, got {args.out!r}')
             evaluators = cfg.test_evaluator
             evaluators = list(evaluators) if isinstance(evaluators, (list, tuple)) else [evaluators]
-            cfg.test_evaluator = evaluators + [dict(type='DumpDetResults', out_file_path=args.out)]
+            dump = 'DumpDetResults' if task == 'det' else 'DumpResults'
+            cfg.test_evaluator = evaluators + [dict(type=dump, out_file_path=args.out)]
         else:
             cfg.test_evaluator['output_dir'] = args.out
             cfg.test_evaluator['keep_results'] = True
@@ -82,11 +91,23 @@ def build_cfg(args):
     return cfg
 
 
+def fuse_model(runner) -> None:
+    """Load the checkpoint, then fold every BN of the model into its convolution
+    (the Runner's test() finds the checkpoint loaded and does not reload it)."""
+    from mmcv.cnn import fuse_conv_bn
+    runner.load_or_resume()
+    fuse_conv_bn(unwrap_model(runner.model))
+    runner.logger.info('--fuse-conv-bn: BatchNorms folded into their convolutions')
+
+
 def main(argv=None):
     prepare_torch_load()
     args = parse_args(argv)
     cfg = build_cfg(args)
-    return build_runner(cfg).test()
+    runner = build_runner(cfg)
+    if args.fuse_conv_bn:
+        fuse_model(runner)
+    return runner.test()
 
 
 if __name__ == '__main__':

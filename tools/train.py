@@ -1,4 +1,5 @@
-"""Train a detector (mmdet) or a segmentor (mmseg) from a config.
+"""Train a detector (mmdet), a segmentor (mmseg) or a classifier (mmpretrain)
+from a config.
 
     python tools/train.py CONFIG [--work-dir DIR] [--amp] [--auto-scale-lr]
         [--resume [CHECKPOINT]] [--cfg-options k=v ...] [--launcher pytorch]
@@ -13,12 +14,12 @@ import os
 import torch
 from mmengine.config import DictAction
 
-from mmsplitattn.apis import (adapt_cfg_to_device, build_runner, check_checkpoint,
-                              check_dataset_paths, load_config, prepare_torch_load)
+from mmsplitattn.runtime import (adapt_cfg_to_device, build_runner, check_checkpoint,
+                                 check_dataset_paths, load_config, prepare_torch_load)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Train a detector or segmentor')
+    parser = argparse.ArgumentParser(description='Train a detector, segmentor or classifier')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--amp', action='store_true',

@@ -16,7 +16,7 @@ from mmengine.analysis import FlopAnalyzer
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from mmsplitattn.apis import task_of
+from mmsplitattn.runtime import task_of
 
 
 def _count(module, inputs):
@@ -43,7 +43,7 @@ class TensorMode(torch.nn.Module):
 
 
 def build_model(cfg):
-    task = task_of(cfg)
+    task = task_of(cfg, tasks=('det', 'seg'))
     if task == 'det':
         from mmdet.registry import MODELS
         from mmdet.utils import register_all_modules

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mmcv  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
-from mmsplitattn.apis import check_checkpoint, prepare_torch_load, task_of  # noqa: E402
+from mmsplitattn.runtime import check_checkpoint, prepare_torch_load, task_of  # noqa: E402
 from mmsplitattn.models import SEM, ACmix, SPABlock, SplitAttentionConv2d  # noqa: E402
 
 KINDS = (SplitAttentionConv2d, SEM, SPABlock, ACmix)
@@ -35,7 +35,7 @@ def run_model(config, checkpoint, image, device):
     Returns (backbone, input image RGB (H, W, 3), network input size (h, w)).
     """
     cfg = Config.fromfile(config)
-    if task_of(cfg) == 'det':
+    if task_of(cfg, tasks=('det', 'seg')) == 'det':
         from mmdet.apis import inference_detector as infer
         from mmdet.apis import init_detector as init
     else:

@@ -1,0 +1,14 @@
+"""What ``tools/train.py`` and ``tools/test.py`` do around MMEngine's Runner:
+up-front checks with clear messages (config, dataset, checkpoint), and the
+process-group set-up a CPU-only machine needs. Not mmdet-style inference APIs:
+for those use ``mmdet.apis`` / ``mmseg.apis`` / ``mmpretrain.apis``."""
+from .checkpoint import check_checkpoint
+from .config import (TASKS, build_runner, check_config_syntax, load_config,
+                     prepare_torch_load, task_of, unwrap_model)
+from .data import check_dataset_paths
+from .dist import adapt_cfg_to_device, describe_timeout, init_cpu_process_group, is_collective_timeout
+
+__all__ = ['TASKS', 'adapt_cfg_to_device', 'build_runner', 'check_checkpoint',
+           'check_config_syntax', 'check_dataset_paths', 'describe_timeout',
+           'init_cpu_process_group', 'is_collective_timeout', 'load_config',
+           'prepare_torch_load', 'task_of', 'unwrap_model']
