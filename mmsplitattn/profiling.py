@@ -4,9 +4,6 @@ Peak memory: on CPU the process's resident set size high-water mark (Linux
 ``VmHWM``), reset right before the measured work (``/proc/self/clear_refs``),
 minus the resident size at that moment; so allocations made before (imports,
 model building) never count. On CUDA it is the caching allocator's peak.
-
-Time on CPU also depends on the allocator (page faults):
-:func:`mmsplitattn.allocator.keep_freed_memory`.
 """
 import resource
 

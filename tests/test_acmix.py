@@ -78,7 +78,7 @@ def test_return_attention():
 
 
 @pytest.mark.parametrize('kwargs,match', [
-    (dict(head=3), r'out_planes \(16\) must be divisible by head \(3\)'),
+    (dict(head=3), r'out_channels \(16\) must be divisible by head \(3\)'),
     (dict(kernel_att=6), 'kernel_att must be odd, got 6'),
     (dict(kernel_conv=4), 'kernel_conv must be odd, got 4'),
     (dict(stride=0), 'stride must be an integer >= 1, got 0'),

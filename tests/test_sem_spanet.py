@@ -132,10 +132,10 @@ def test_spablock_robust_where_official_breaks(size, sub_sample):
     (SPABlock, dict(in_channels=0), 'in_channels must be an integer >= 1, got 0'),
     (SPABlock, dict(in_channels=8, k=0), 'k must be an integer >= 1, got 0'),
     (SPABlock, dict(in_channels=8, inter_channels=-2), 'inter_channels must be an integer >= 1, got -2'),
-    (SPANetResNet, dict(depth=50, spa_position='after_conv4'),
+    (SPANetResNet, dict(depth=50, position='after_conv4'),
      r"position must be one of \['after_conv1', 'after_conv2', 'after_conv3', 'after_stage'\], "
      "got 'after_conv4'"),
-    (SPANetResNet, dict(depth=50, spa_stages=(True, False)), 'stages must have num_stages=4 flags'),
+    (SPANetResNet, dict(depth=50, stages=(True, False)), 'stages must have num_stages=4 flags'),
     (SEMResNet, dict(depth=34), r'depth must be one of \[14, 26, 50, 101, 152\], got 34'),
 ])
 def test_bad_arguments(cls, kwargs, match):
@@ -190,7 +190,7 @@ def test_spanet_default_placement_and_per_block_option():
     assert kinds[1] == ['Bottleneck'] * 4 + ['SPABlock']
     assert 'SPABlock' not in kinds[2] + kinds[3]
     assert model.layer2[4].in_channels == 512
-    per_block = SPANetResNet(50, spa_position='after_conv3', spa_stages=(False, True, False, False))
+    per_block = SPANetResNet(50, position='after_conv3', stages=(False, True, False, False))
     assert [hasattr(b, 'spa_block') for b in per_block.layer2] == [True] * 4
     assert not any(hasattr(b, 'spa_block') for b in per_block.layer1)
     out = model.eval()(torch.randn(1, 3, 64, 64))

@@ -74,11 +74,45 @@ def test_bad_arguments(kwargs, match):
         SplitAttentionConv2d(8, **kwargs)
 
 
-def test_radix_weighted_sum_gradcheck():
-    from mmsplitattn.models.layers.split_attention import RadixWeightedSum
+def test_gradcheck_in_float64():
+    m = SplitAttentionConv2d(6, 4, groups=1, radix=3).double().eval()
     x = torch.randn(2, 6, 3, 4, dtype=torch.double, requires_grad=True)
-    att = torch.rand(2, 3, 2, 1, 1, dtype=torch.double, requires_grad=True)
-    assert torch.autograd.gradcheck(RadixWeightedSum.apply, (x, att))
+    assert torch.autograd.gradcheck(m, (x, ))
+
+
+def test_batch_of_one_in_training_names_the_attention_norm():
+    m = SplitAttentionConv2d(8, 16).train()
+    with pytest.raises(ValueError, match=r"BatchNorm2d 'bn1' of SplitAttentionConv2d .* "
+                                         r'2\+ images per GPU, SyncBN .*GroupNorm.*norm_eval'):
+        m(torch.randn(1, 8, 5, 5))
+    m.eval()(torch.randn(1, 8, 5, 5))  # inference with one image is fine
+    gn = SplitAttentionConv2d(8, 16, norm_cfg=dict(type='GN', num_groups=4)).train()
+    assert gn(torch.randn(1, 8, 5, 5)).shape == (1, 16, 5, 5)
+
+
+def test_half_precision_on_a_large_map_stays_finite():
+    """A stage-1 sized map (256x256, 64 channels) of large activations: the
+    pooled sum exceeds fp16's range unless accumulated in float32."""
+    torch.manual_seed(0)
+    m = SplitAttentionConv2d(64, 64).eval()
+    x = torch.rand(1, 64, 256, 256) * 4
+    ref = m(x)
+    out = m.half()(x.half())
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out.float(), ref, rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize('stride,fallback', [(1, False), (2, False), (2, True)])
+def test_dcn_builds_a_deformable_grouped_convolution(stride, fallback):
+    from mmcv.ops import DeformConv2dPack
+    dcn = dict(type='DCN', deform_groups=1, fallback_on_stride=fallback)
+    m = SplitAttentionConv2d(16, 32, stride=stride, groups=2, radix=2, dcn=dcn)
+    deformable = not (fallback and stride > 1)
+    assert isinstance(m.conv, DeformConv2dPack) == deformable
+    assert m.conv.groups == 4
+    assert 'fallback_on_stride' in dcn  # the caller's dict is left alone
+    with pytest.raises(ValueError, match='conv_cfg must be None when dcn is given'):
+        SplitAttentionConv2d(16, 32, conv_cfg=dict(type='Conv2d'), dcn=dict(type='DCN'))
 
 
 def test_compiles_without_graph_breaks_and_matches_eager():

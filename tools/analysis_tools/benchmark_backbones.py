@@ -1,32 +1,36 @@
-"""Inference time, training-step time and peak memory of backbones, ours
-against their peers, interleaved in one run, with ratios to a baseline.
+"""Inference time, training-step time and peak training memory of backbones,
+ours against their peers, like with like, interleaved in one run, with ratios
+to a baseline.
 
     python tools/analysis_tools/benchmark_backbones.py
         [--models ours-resnest50 mmdet-resnest50 mmdet-resnetv1d50 timm-resnest50d]
         [--baseline mmdet-resnest50] [--batch 2] [--size 224] [--rounds 5]
-        [--device cpu|cuda] [--channels-last] [--compile] [--malloc default|keep]
-        [--json FILE]
+        [--device cpu|cuda] [--channels-last] [--compile] [--json FILE]
+
+Every model is measured in each of the set-ups users run, the peer with its
+own equivalent switched on:
+
+* ``infer``: eval mode, no grad;
+* ``fused``: the same after ``mmcv.cnn.fuse_conv_bn`` (BNs folded into the
+  convolutions, what ``tools/test.py --fuse-conv-bn`` does);
+* ``train``: one training step (forward, backward);
+* ``train_cp``: the same built with ``with_cp=True`` (activation
+  checkpointing; mmdet/mmseg and ours, not timm's features model);
+* ``peak`` / ``peak_cp``: peak memory of those training steps.
 
 Every model lives in a process of its own (as in training, where a process
-runs one model), so no model inherits another's heap: on CPU, glibc returns
-freed memory to the system and a step pays page faults to get it back, how
-many depending on what ran before. Times are medians over rounds; in each
-round every model runs once, in turn, so machine noise falls on all of them
-alike (all inference rounds, then all training rounds). Minor page faults
-per training step are reported beside the times; ``--malloc keep`` makes the
-timing workers keep freed memory (``mmsplitattn.allocator.keep_freed_memory``:
-no page faults once warm), which leaves the computation alone.
-
-Peak memory is measured in a fresh process per model during training steps:
+runs one model), so no model inherits another's heap. Times are medians over
+rounds; in each round every model runs once, in turn, so machine noise falls
+on all of them alike. Peak memory is measured in a fresh process per model:
 peak RSS above the level once the model and input exist
 (``mmsplitattn.profiling.PeakMemory``; the CUDA allocator's peak on GPU),
 with glibc serving each allocation of 64 KiB or more from its own mapping so
 that RSS tracks live tensors.
 """
 import argparse
+import copy
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -34,7 +38,6 @@ import time
 
 import torch
 
-from mmsplitattn.allocator import keep_freed_memory
 from mmsplitattn.profiling import PeakMemory
 
 
@@ -50,34 +53,42 @@ def _mmdet_resnest(depth, **kw):
     return ResNeSt(depth=depth, norm_eval=False, **kw)
 
 
-def _mmdet_resnetv1d(depth):
+def _mmdet_resnetv1d(depth, **kw):
     from mmdet.models.backbones import ResNetV1d
-    return ResNetV1d(depth=depth, norm_eval=False)
+    return ResNetV1d(depth=depth, norm_eval=False, **kw)
 
 
-def _timm(name):
+def _timm(name, with_cp=False):
+    if with_cp:
+        return None
     import timm
     return timm.create_model(name, pretrained=False, features_only=True)
 
 
+# name -> builder(with_cp) (None where the model has no with_cp)
 MODELS = {
-    'ours-resnest50': lambda: _ours('ResNeSt', 50),
-    'mmdet-resnest50': lambda: _mmdet_resnest(50),
-    'mmdet-resnetv1d50': lambda: _mmdet_resnetv1d(50),
-    'timm-resnest50d': lambda: _timm('resnest50d'),
-    'ours-resnest101': lambda: _ours('ResNeSt', 101, stem_channels=128),
-    'mmdet-resnest101': lambda: _mmdet_resnest(101, stem_channels=128),
-    'ours-sem50': lambda: _ours('SEMResNet', 50),
-    'ours-spanet50': lambda: _ours('SPANetResNet', 50),
-    'ours-acmix50': lambda: _ours('ACmixResNet', 50),
+    'ours-resnest50': lambda **kw: _ours('ResNeSt', 50, **kw),
+    'mmdet-resnest50': lambda **kw: _mmdet_resnest(50, **kw),
+    'mmdet-resnetv1d50': lambda **kw: _mmdet_resnetv1d(50, **kw),
+    'timm-resnest50d': lambda **kw: _timm('resnest50d', **kw),
+    'ours-resnest101': lambda **kw: _ours('ResNeSt', 101, stem_channels=128, **kw),
+    'mmdet-resnest101': lambda **kw: _mmdet_resnest(101, stem_channels=128, **kw),
+    'ours-sem50': lambda **kw: _ours('SEMResNet', 50, **kw),
+    'ours-spanet50': lambda **kw: _ours('SPANetResNet', 50, **kw),
+    'ours-acmix50': lambda **kw: _ours('ACmixResNet', 50, **kw),
 }
+PHASES = ('infer', 'fused', 'train', 'train_cp')
 
 
-def prepare(name, args):
-    """Model and input on the device, in the requested memory format."""
+def prepare(name, args, with_cp=False):
+    """Model and input on the device, in the requested memory format; None
+    if the model has no ``with_cp``."""
     torch.manual_seed(0)
     device = torch.device(args.device)
-    model = MODELS[name]().to(device)
+    model = MODELS[name](with_cp=with_cp)
+    if model is None:
+        return None, None
+    model = model.to(device)
     x = torch.randn(args.batch, 3, args.size, args.size, device=device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -85,6 +96,12 @@ def prepare(name, args):
     if args.compile:
         model = torch.compile(model)
     return model, x
+
+
+def fused(model):
+    """A copy of ``model`` with its BNs folded into the convolutions."""
+    from mmcv.cnn import fuse_conv_bn
+    return fuse_conv_bn(copy.deepcopy(model).eval())
 
 
 def _sync(device):
@@ -103,6 +120,7 @@ def infer(model, x):
 def train_step(model, x):
     model.train()
     sum(o.float().mean() for o in model(x)).backward()
+    model.zero_grad(set_to_none=True)
     _sync(x.device)
 
 
@@ -112,14 +130,13 @@ def timed(fn, *a):
     return time.perf_counter() - t0
 
 
-def _minor_faults():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-
-
 def memory_worker(name, args):
-    model, x = prepare(name, args)
+    model, x = prepare(name, args, with_cp=args.with_cp)
+    if model is None:
+        print(json.dumps(dict(peak_mb=None)))
+        return
+    x.requires_grad_(args.with_cp)  # with_cp only checkpoints inputs that need grad
     train_step(model, x)  # compilation and one-off allocations are not counted
-    model.zero_grad(set_to_none=True)
     with PeakMemory(x.device) as memory:
         for _ in range(2):
             train_step(model, x)
@@ -127,36 +144,37 @@ def memory_worker(name, args):
 
 
 def timing_worker(name, args):
-    """Serves one model: answers each 'infer' / 'train' line of stdin with
-    the time and minor page faults of one run, as a 'RESULT {json}' line."""
-    if args.malloc == 'keep' and not keep_freed_memory():
-        raise RuntimeError('--malloc keep: this C library has no mallopt (glibc only)')
+    """Serves one model: answers each phase line of stdin with the time of
+    one run, as a 'RESULT {json}' line (null where the phase does not apply)."""
     model, x = prepare(name, args)
-    train_step(model, x)  # warm-up (and compilation)
-    model.zero_grad(set_to_none=True)
-    infer(model, x)
+    model_cp, x_cp = prepare(name, args, with_cp=True)
+    if x_cp is not None:
+        x_cp.requires_grad_(True)
+    model_fused = fused(model)
+    runs = dict(infer=(infer, model, x), fused=(infer, model_fused, x),
+                train=(train_step, model, x), train_cp=(train_step, model_cp, x_cp))
+    for fn, m, inp in runs.values():  # warm-up (and compilation)
+        if m is not None:
+            fn(m, inp)
     print('READY', flush=True)
-    phases = dict(infer=infer, train=train_step)
     for line in sys.stdin:
-        faults = _minor_faults()
-        seconds = timed(phases[line.strip()], model, x)
-        faults = _minor_faults() - faults
-        model.zero_grad(set_to_none=True)
-        print('RESULT ' + json.dumps(dict(seconds=seconds, faults=faults)), flush=True)
+        fn, m, inp = runs[line.strip()]
+        seconds = None if m is None else timed(fn, m, inp)
+        print('RESULT ' + json.dumps(dict(seconds=seconds)), flush=True)
 
 
 def _worker_cmd(role, name, args):
     cmd = [sys.executable, os.path.abspath(__file__), role, name, '--batch', str(args.batch),
-           '--size', str(args.size), '--device', args.device, '--malloc', args.malloc]
+           '--size', str(args.size), '--device', args.device]
     return cmd + ['--channels-last'] * args.channels_last + ['--compile'] * args.compile
 
 
-def peak_memory(name, args):
+def peak_memory(name, args, with_cp):
     # glibc keeps freed blocks in its heap, so RSS would follow fragmentation;
     # with every allocation >= 64 KiB its own mapping it follows live tensors.
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536')
-    out = subprocess.run(_worker_cmd('--memory-worker', name, args), capture_output=True,
-                         text=True, check=True, env=env).stdout
+    cmd = _worker_cmd('--memory-worker', name, args) + ['--with-cp'] * with_cp
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])['peak_mb']
 
 
@@ -192,29 +210,27 @@ def benchmark(args):
         for name in args.models:
             print(f'building {name} ...', flush=True)
             workers[name] = _Worker(name, args)
-        # inference rounds first, then training rounds: a training step moves
-        # the BN running statistics, which a model may cache derived weights from
-        runs = {n: dict(infer=[], train=[]) for n in args.models}
-        for phase in ('infer', 'train'):
-            for r in range(args.rounds):
-                print(f'{phase} round {r + 1}/{args.rounds}', flush=True)
+        runs = {n: {phase: [] for phase in PHASES} for n in args.models}
+        for r in range(args.rounds):
+            print(f'round {r + 1}/{args.rounds}', flush=True)
+            for phase in PHASES:
                 for name, worker in workers.items():
-                    runs[name][phase].append(worker.run(phase))
+                    runs[name][phase].append(worker.run(phase)['seconds'])
     finally:
         for worker in workers.values():
             worker.close()
     result = {}
     for name in args.models:
         print(f'peak memory of {name} ...', flush=True)
-        r = {phase: statistics.median(run['seconds'] for run in runs[name][phase])
-             for phase in ('infer', 'train')}
-        r['train_faults'] = statistics.median(run['faults'] for run in runs[name]['train'])
-        r['train_peak_mb'] = peak_memory(name, args)
+        r = {phase: None if None in times else statistics.median(times)
+             for phase, times in runs[name].items()}
+        r['peak_mb'] = peak_memory(name, args, with_cp=False)
+        r['peak_cp_mb'] = peak_memory(name, args, with_cp=True)
         result[name] = r
     base = result[args.baseline]
-    for r in result.values():  # None where the baseline measured 0 (too small to see)
-        r['ratio'] = {k: r[k] / base[k] if base[k] > 0 else None
-                      for k in ('infer', 'train', 'train_peak_mb')}
+    for r in result.values():  # None where either side has no figure
+        r['ratio'] = {k: r[k] / base[k] if r[k] is not None and base[k] else None
+                      for k in PHASES + ('peak_mb', 'peak_cp_mb')}
     return result
 
 
@@ -230,12 +246,10 @@ def main(argv=None):
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--channels-last', action='store_true')
     parser.add_argument('--compile', action='store_true', help='torch.compile every model')
-    parser.add_argument('--malloc', choices=['default', 'keep'], default='default',
-                        help='keep: glibc keeps freed memory in the timing workers '
-                             '(no page faults once warm)')
     parser.add_argument('--json', help='write the results here')
     parser.add_argument('--memory-worker', help=argparse.SUPPRESS)
     parser.add_argument('--timing-worker', help=argparse.SUPPRESS)
+    parser.add_argument('--with-cp', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_worker:
         return memory_worker(args.memory_worker, args)
@@ -245,18 +259,18 @@ def main(argv=None):
         parser.error(f'--baseline {args.baseline} must be one of --models')
     result = benchmark(args)
     print(f'\nbatch {args.batch}, {args.size}x{args.size}, {args.device}'
-          f'{", channels_last" if args.channels_last else ""}{", compiled" if args.compile else ""}'
-          f'{", malloc keep" if args.malloc == "keep" else ""}; ratios to {args.baseline}')
-    print(f'{"model":<20}{"infer (s)":>11}{"train (s)":>11}{"peak (MiB)":>12}'
-          f'{"infer x":>9}{"train x":>9}{"peak x":>8}{"faults/step":>13}')
-    def fmt(value, width):
-        return f'{"n/a":>{width}}' if value is None else f'{value:>{width}.2f}'
+          f'{", channels_last" if args.channels_last else ""}'
+          f'{", compiled" if args.compile else ""}; ratios to {args.baseline}')
+    columns = PHASES + ('peak_mb', 'peak_cp_mb')
+    print(f'{"model":<20}' + ''.join(f'{c:>12}' for c in columns)
+          + ''.join(f'{c + " x":>14}' for c in columns))
+
+    def fmt(value, width, digits):
+        return f'{"n/a":>{width}}' if value is None else f'{value:>{width}.{digits}f}'
 
     for name, r in result.items():
-        q = r['ratio']
-        print(f'{name:<20}{r["infer"]:>11.3f}{r["train"]:>11.3f}{r["train_peak_mb"]:>12.1f}'
-              f'{fmt(q["infer"], 9)}{fmt(q["train"], 9)}{fmt(q["train_peak_mb"], 8)}'
-              f'{r["train_faults"]:>13.0f}')
+        print(f'{name:<20}' + ''.join(fmt(r[c], 12, 3 if c in PHASES else 1) for c in columns)
+              + ''.join(fmt(r['ratio'][c], 14, 2) for c in columns))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(dict(args=vars(args), result=result), f, indent=2)

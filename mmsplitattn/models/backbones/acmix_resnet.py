@@ -1,4 +1,6 @@
 """ACmix-ResNet: a torchvision-layout ResNet whose bottleneck 3x3 is ACmix."""
+from typing import Optional
+
 from mmsplitattn.registry import MODELS
 from ..layers import ACmix
 from .resnet_base import Bottleneck, ResNetBase
@@ -12,13 +14,14 @@ class ACmixBottleneck(Bottleneck):
     Shapes: x (B, inplanes, H, W) -> (B, 4 * planes, ceil(H / s), ceil(W / s)).
     """
 
-    def __init__(self, inplanes, planes, kernel_att=7, head=4, kernel_conv=3, **kwargs):
+    def __init__(self, inplanes: int, planes: int, attention_cfg: Optional[dict] = None,
+                 **kwargs):
         super().__init__(inplanes, planes, **kwargs)
         if self.with_dcn:
-            raise ValueError('ACmixBottleneck has no deformable 3x3 to replace; dcn must be None')
-        self.conv2 = ACmix(planes, planes, kernel_att=kernel_att, head=head,
-                           kernel_conv=kernel_conv, stride=self.conv2_stride,
-                           dilation=self.dilation)
+            raise ValueError('ACmixBottleneck has no deformable 3x3 to replace: dcn must '
+                             f'be None for ACmixResNet, got {self.dcn!r}')
+        self.conv2 = ACmix(planes, planes, stride=self.conv2_stride, dilation=self.dilation,
+                           **(attention_cfg or {}))
 
 
 @MODELS.register_module()
@@ -29,13 +32,14 @@ class ACmixResNet(ResNetBase):
     ``conv1``/``bn1``), so its state dicts load (classifier dropped);
     ``deep_stem`` / ``avg_down`` give the V1c / D variants and
     ``strides``/``dilations``/``contract_dilation`` the D8 layout for
-    segmentation. All options of mmdet's/mmseg's ResNet apply.
+    segmentation. All options of mmdet's/mmseg's ResNet apply, but ``dcn``.
 
     Args:
         depth (int): 26 (1,2,4,1), 38 (2,3,5,2), 50 (3,4,6,3) or 101 (3,4,23,3).
-        kernel_att (int): Attention window. Default 7.
-        head (int): Attention heads. Default 4.
-        kernel_conv (int): Convolution-path kernel. Default 3.
+        attention_cfg (dict, optional): Arguments of :class:`mmsplitattn.ACmix`
+            but the channels, stride and dilation: ``kernel_att`` (7),
+            ``head`` (4), ``kernel_conv`` (3).
+        **kwargs: Those of mmdet's/mmseg's ResNet.
 
     Shapes: x (B, 3, H, W) -> stage i (B, 256 * 2**i, H / 2**(i+2), W / 2**(i+2)).
     """
@@ -47,8 +51,10 @@ class ACmixResNet(ResNetBase):
         101: (ACmixBottleneck, (3, 4, 23, 3)),
     }
 
-    def __init__(self, depth, kernel_att=7, head=4, kernel_conv=3, **kwargs):
-        super().__init__(
-            depth,
-            block_kwargs=dict(kernel_att=kernel_att, head=head, kernel_conv=kernel_conv),
-            **kwargs)
+    def __init__(self, depth: int, attention_cfg: Optional[dict] = None, **kwargs):
+        attention_cfg = dict(attention_cfg or {})
+        for name in ('in_channels', 'out_channels', 'stride', 'dilation'):
+            if name in attention_cfg:
+                raise ValueError(f'attention_cfg must not set {name!r} (the backbone sets it '
+                                 f'per block), got {attention_cfg!r}')
+        super().__init__(depth, block_kwargs=dict(attention_cfg=attention_cfg), **kwargs)

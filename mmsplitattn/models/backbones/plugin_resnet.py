@@ -4,7 +4,8 @@ inside every bottleneck as an mmdet-style plugin (``layerN.M.sem.*``) or
 once after the last bottleneck of a stage (``layerN.<num_blocks>.*``), so the
 other parameter names are torchvision's/mmdet's and ImageNet ResNet weights
 load into everything but the attention modules."""
-import math
+import inspect
+from typing import Optional, Sequence
 
 from mmsplitattn.registry import MODELS
 from ..checks import check_choice
@@ -20,28 +21,48 @@ RESNET_ARCH = {  # 14 and 26 are the small bottleneck ResNets of ResNeSt/ACmix
 POSITIONS = ('after_stage', 'after_conv1', 'after_conv2', 'after_conv3')
 
 
-class PluginResNet(ResNetBase):
-    """ResNet-14/26/50/101/152 with ``plugin_type`` in the stages flagged in
-    ``stages``: at ``position`` 'after_convN' of every bottleneck (other
-    ``plugins`` come after it), or once, 'after_stage', behind the stage's
-    last bottleneck.
+class AttentionResNet(ResNetBase):
+    """ResNet-14/26/50/101/152 with the attention module ``attention_type``
+    in the stages flagged in ``stages``: at ``position`` 'after_convN' of
+    every bottleneck (before any other ``plugins`` there), or once,
+    'after_stage', behind the stage's last bottleneck.
 
+    The module gets the backbone's ``norm_cfg`` unless ``attention_cfg``
+    sets its own (when it takes one), so SyncBN/GN configs reach it.
     ``deep_stem=True`` gives the V1c stem, ``avg_down=True`` with it the D
     variant; ``strides``/``dilations``/``contract_dilation`` the D8 layout.
+
+    Args:
+        depth (int): 14, 26, 50, 101 or 152.
+        attention_cfg (dict, optional): Arguments of the attention module.
+        stages (Sequence[bool], optional): One flag per stage; default
+            ``default_stages`` cut to ``num_stages``.
+        position (str): One of 'after_stage', 'after_conv1/2/3'.
+        **kwargs: Those of mmdet's/mmseg's ResNet.
+
+    Shapes: x (B, 3, H, W) -> stage i (B, 256 * 2**i, H / 2**(i+2), W / 2**(i+2)).
     """
 
     arch_settings = RESNET_ARCH
-    plugin_type = None
+    attention_type = None  # the registered name of the attention module
+    default_stages = (True, True, True, True)
 
-    def __init__(self, depth, attention_cfg=None, stages=None, position='after_conv3',
-                 plugins=None, **kwargs):
+    def __init__(self,
+                 depth: int,
+                 attention_cfg: Optional[dict] = None,
+                 stages: Optional[Sequence[bool]] = None,
+                 position: str = 'after_conv3',
+                 plugins: Optional[list] = None,
+                 **kwargs):
         check_choice('position', position, POSITIONS)
         num_stages = kwargs.get('num_stages', 4)
         if stages is None:
-            stages = (True, ) * num_stages
+            stages = self.default_stages[:num_stages]
         if len(stages) != num_stages:
             raise ValueError(f'stages must have num_stages={num_stages} flags, got {stages!r}')
-        self.attention_cfg = dict(type=self.plugin_type, **(attention_cfg or {}))
+        self.attention_cfg = dict(type=self.attention_type, **(attention_cfg or {}))
+        if 'norm_cfg' in inspect.signature(MODELS.get(self.attention_type)).parameters:
+            self.attention_cfg.setdefault('norm_cfg', kwargs.get('norm_cfg', dict(type='BN')))
         self.attention_stages = tuple(bool(s) for s in stages)
         self.attention_position = position
         plugins = list(plugins or [])
@@ -49,59 +70,58 @@ class PluginResNet(ResNetBase):
             plugins.insert(0, dict(cfg=self.attention_cfg, position=position,
                                    stages=self.attention_stages))
         super().__init__(depth, plugins=plugins or None, **kwargs)
+        if position == 'after_stage':
+            for stage, layer_name in enumerate(self.res_layers):
+                self.add_stage_attention(stage, getattr(self, layer_name))
+            self._freeze_stages()  # the new modules of frozen stages too
 
-    def make_res_layer(self, **kwargs):
-        layer = super().make_res_layer(**kwargs)
-        stage = int(math.log2(kwargs['planes'] // self.base_channels))
-        if self.attention_position == 'after_stage' and self.attention_stages[stage]:
-            channels = kwargs['planes'] * self.block.expansion
-            layer.add_module(str(len(layer)),
-                             MODELS.build(dict(self.attention_cfg, in_channels=channels)))
-        return layer
+    def add_stage_attention(self, stage: int, layer) -> None:
+        """Append the attention module to stage ``stage``'s ``layer`` (a
+        ``ResLayer``) if that stage is flagged."""
+        if self.attention_stages[stage]:
+            channels = self.base_channels * 2**stage * self.block.expansion
+            layer.append(MODELS.build(dict(self.attention_cfg, in_channels=channels)))
 
 
 @MODELS.register_module()
-class SEMResNet(PluginResNet):
+class SEMResNet(AttentionResNet):
     """ResNet with a Switchable Excitation Module after bn3 of every
     bottleneck, before the residual addition, as SE-ResNet places SE.
 
     Args:
         depth (int): 14, 26, 50, 101 or 152.
-        sem_cfg (dict): Arguments of :class:`mmsplitattn.SEM` (``reduction``...).
+        attention_cfg (dict, optional): Arguments of :class:`mmsplitattn.SEM`
+            (``reduction``, ``kernel_size``).
+        stages (Sequence[bool], optional): Stages with SEM; default all.
+        position (str): Default 'after_conv3' (SE's place).
         **kwargs: Those of mmdet's/mmseg's ResNet.
-
-    Shapes: x (B, 3, H, W) -> stage i (B, 256 * 2**i, H / 2**(i+2), W / 2**(i+2)).
     """
 
-    plugin_type = 'mmsplitattn.SEM'
-
-    def __init__(self, depth, sem_cfg=None, **kwargs):
-        super().__init__(depth, attention_cfg=sem_cfg, position='after_conv3', **kwargs)
+    attention_type = 'mmsplitattn.SEM'
 
 
 @MODELS.register_module()
-class SPANetResNet(PluginResNet):
+class SPANetResNet(AttentionResNet):
     """ResNet with salient-positions attention blocks (:class:`SPABlock`).
 
     By default one SPA block follows the last bottleneck of each of the two
-    lowest stages (``spa_stages=(True, True, False, False)``,
-    ``spa_position='after_stage'``), the way Non-local blocks are inserted:
-    the paper finds the block helps most at low levels, where there are many
-    positions to choose from. One block per stage costs +0.7 GFLOPs on
-    ResNet-50 at 224x224 (4.1 -> 4.8); one in every bottleneck of those
-    stages ('after_conv3') would cost +2.5.
+    lowest stages (``stages=(True, True, False, False)``,
+    ``position='after_stage'``), the way Non-local blocks are inserted: the
+    paper finds the block helps most at low levels, where there are many
+    positions to choose from. ``position='after_conv3'`` puts one in every
+    bottleneck of the flagged stages (costs in ``docs/backbones.md``).
 
     Args:
         depth (int): 14, 26, 50, 101 or 152.
-        spa_cfg (dict): Arguments of :class:`mmsplitattn.SPABlock` (``k``...).
-        spa_stages (tuple[bool]): Stages that get SPA blocks.
-        spa_position (str): 'after_stage', or 'after_conv1/2/3' of every block.
+        attention_cfg (dict, optional): Arguments of
+            :class:`mmsplitattn.SPABlock` (``k``, ``adaptive``, ...).
+        stages (Sequence[bool], optional): Stages with SPA blocks.
+        position (str): Default 'after_stage'.
         **kwargs: Those of mmdet's/mmseg's ResNet.
     """
 
-    plugin_type = 'mmsplitattn.SPABlock'
+    attention_type = 'mmsplitattn.SPABlock'
+    default_stages = (True, True, False, False)
 
-    def __init__(self, depth, spa_cfg=None, spa_stages=(True, True, False, False),
-                 spa_position='after_stage', **kwargs):
-        super().__init__(depth, attention_cfg=spa_cfg, stages=spa_stages,
-                         position=spa_position, **kwargs)
+    def __init__(self, depth: int, position: str = 'after_stage', **kwargs):
+        super().__init__(depth, position=position, **kwargs)

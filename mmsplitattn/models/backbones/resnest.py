@@ -1,12 +1,13 @@
 """ResNeSt backbone (Zhang et al. 2020): ResNet-D with Split-Attention blocks."""
 import math
 
+import torch
+import torch.nn as nn
 from mmcv.cnn import build_conv_layer, build_norm_layer
 
 from mmsplitattn.registry import MODELS
 from ..checks import check_int
 from ..layers import SplitAttentionConv2d
-from ..layers.lean_avg_pool import LeanAvgPool2d
 from .resnet_base import Bottleneck, ResNetBase
 
 
@@ -55,10 +56,10 @@ class ResNeStBottleneck(Bottleneck):
             stride=1 if self.avg_down_stride else self.conv2_stride,
             padding=self.dilation, dilation=self.dilation, groups=groups,
             radix=radix, reduction_factor=reduction_factor,
-            conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg)
+            conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, dcn=self.dcn)
         delattr(self, self.norm2_name)
         if self.avg_down_stride:
-            self.avd_layer = LeanAvgPool2d(3, self.conv2_stride, padding=1)
+            self.avd_layer = nn.AvgPool2d(3, self.conv2_stride, padding=1)
         self.conv3 = build_conv_layer(
             self.conv_cfg, width, planes * self.expansion, 1, bias=False)
         if self.with_plugins and width != planes:
@@ -69,7 +70,7 @@ class ResNeStBottleneck(Bottleneck):
             self.after_conv2_plugin_names = self.make_block_plugins(
                 width, self.after_conv2_plugins)
 
-    def forward_conv2(self, x, bn_relu):
+    def forward_conv2(self, x: torch.Tensor) -> torch.Tensor:
         """(B, width, H, W) -> (B, width, H', W'): [avd] -> split attention -> [avd]."""
         if self.avg_down_stride and self.avd_first:
             x = self.avd_layer(x)

@@ -1,5 +1,7 @@
 """ACmix (Pan et al., CVPR 2022): a shared 1x1 projection feeding both a
 local self-attention and a shift-kernel convolution, mixed by learnt rates."""
+from typing import Optional
+
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
@@ -8,33 +10,33 @@ from mmsplitattn.registry import MODELS
 from ..checks import check_divisible, check_int
 
 
-def position_grid(h, w, like):
+def position_grid(h: int, w: int, like: torch.Tensor) -> torch.Tensor:
     """(1, 2, h, w): linspace(-1, 1) along w, then along h, on ``like``'s device."""
     loc_w = torch.linspace(-1.0, 1.0, w, device=like.device, dtype=like.dtype)
     loc_h = torch.linspace(-1.0, 1.0, h, device=like.device, dtype=like.dtype)
     return torch.stack([loc_w.expand(h, w), loc_h[:, None].expand(h, w)])[None]
 
 
-def reflect_pad(x, pad):
-    """Reflection padding of the last two dims by ``pad``, for any pad.
+def _reflect_index(n: int, pad: int, device: torch.device) -> torch.Tensor:
+    """Indices into a length-``n`` axis that reflect-pad it by ``pad`` on
+    both sides, (n + 2 * pad,): ``-1 -> 1``, ``n -> n - 2``, repeating when
+    ``pad >= n``; all zeros when ``n == 1``. Written with tensor operations
+    only, so traced and exported graphs stay valid for every size."""
+    positions = torch.arange(n, device=device)
+    last = positions[-1:]                          # n - 1, as a (1,) tensor
+    period = (2 * last).clamp(min=1)
+    i = (torch.arange(n + 2 * pad, device=device) - pad).remainder(period)
+    return torch.where(i <= last, i, period - i)
+
+
+def reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """Reflection padding of the last two dims by ``pad``, for any size.
 
     Same as ``F.pad(x, [pad] * 4, mode='reflect')`` where that works
     (pad < size); beyond it the reflection repeats, so tiny maps pad too.
     """
-    if pad == 0:
-        return x
-    h, w = x.shape[-2:]
-    if pad < h and pad < w:
-        return nn.functional.pad(x, [pad] * 4, mode='reflect')
-
-    def index(n):
-        i = torch.arange(-pad, n + pad, device=x.device)
-        if n == 1:
-            return torch.zeros_like(i)
-        i = i.remainder(2 * n - 2)
-        return torch.where(i < n, i, 2 * n - 2 - i)
-
-    return x.index_select(-2, index(h)).index_select(-1, index(w))
+    x = x.index_select(-2, _reflect_index(x.size(-2), pad, x.device))
+    return x.index_select(-1, _reflect_index(x.size(-1), pad, x.device))
 
 
 @MODELS.register_module()
@@ -42,7 +44,7 @@ class ACmix(BaseModule):
     """ACmix: ``rate1 * local_attention + rate2 * shift_convolution``.
 
     ``q, k, v`` = 1x1 convs of x. Attention: ``head`` heads of width
-    ``d = out_planes // head`` attend over a ``kernel_att`` window (reflection
+    ``d = out_channels // head`` attend over a ``kernel_att`` window (reflection
     padded, ``dilation``-spaced, centred on every ``stride``-th pixel) with
     logits ``q * d**-0.5 . (k_j + pe_q - pe_j)``, ``pe = conv_p(grid)``.
     Convolution: ``fc`` maps the 3 * head q/k/v features of each channel to
@@ -56,13 +58,14 @@ class ACmix(BaseModule):
     O(K^2 * C * H * W). Any H, W (output ``ceil(H / stride)``), any odd
     kernels, real dilation, any device.
 
-    Shapes: x (B, in_planes, H, W) -> (B, out_planes, ceil(H/s), ceil(W/s)).
+    Shapes: x (B, in_channels, H, W) -> (B, out_channels, ceil(H/s), ceil(W/s)).
     """
 
-    def __init__(self, in_planes, out_planes, kernel_att=7, head=4, kernel_conv=3,
-                 stride=1, dilation=1, return_attention=False, init_cfg=None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_att: int = 7,
+                 head: int = 4, kernel_conv: int = 3, stride: int = 1, dilation: int = 1,
+                 return_attention: bool = False, init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
-        for name, value in (('in_planes', in_planes), ('out_planes', out_planes),
+        for name, value in (('in_channels', in_channels), ('out_channels', out_channels),
                             ('kernel_att', kernel_att), ('head', head),
                             ('kernel_conv', kernel_conv), ('stride', stride),
                             ('dilation', dilation)):
@@ -70,21 +73,21 @@ class ACmix(BaseModule):
         for name, value in (('kernel_att', kernel_att), ('kernel_conv', kernel_conv)):
             if value % 2 == 0:
                 raise ValueError(f'{name} must be odd, got {value}')
-        check_divisible('out_planes', out_planes, 'head', head)
-        self.in_planes, self.out_planes = in_planes, out_planes
+        check_divisible('out_channels', out_channels, 'head', head)
+        self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_att, self.head, self.kernel_conv = kernel_att, head, kernel_conv
         self.stride, self.dilation = stride, dilation
-        self.head_dim = out_planes // head
+        self.head_dim = out_channels // head
         self.return_attention = return_attention
         self.last_attention = None
 
-        self.conv1 = nn.Conv2d(in_planes, out_planes, 1)
-        self.conv2 = nn.Conv2d(in_planes, out_planes, 1)
-        self.conv3 = nn.Conv2d(in_planes, out_planes, 1)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 1)
+        self.conv2 = nn.Conv2d(in_channels, out_channels, 1)
+        self.conv3 = nn.Conv2d(in_channels, out_channels, 1)
         self.conv_p = nn.Conv2d(2, self.head_dim, 1)
         self.fc = nn.Conv2d(3 * head, kernel_conv * kernel_conv, 1, bias=False)
         self.dep_conv = nn.Conv2d(
-            kernel_conv * kernel_conv * self.head_dim, out_planes, kernel_conv,
+            kernel_conv * kernel_conv * self.head_dim, out_channels, kernel_conv,
             stride=stride, padding=dilation * (kernel_conv - 1) // 2,
             dilation=dilation, groups=self.head_dim, bias=False)
         self.rate1 = nn.Parameter(torch.empty(1))
@@ -110,17 +113,17 @@ class ACmix(BaseModule):
         super().init_weights()
         self.reset_parameters()
 
-    def attention(self, q, k, v):
+    def attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Local window attention. q, k, v (B, C, H, W) -> (B, C, H', W')."""
-        b, c, h, w = q.shape
+        h, w = q.size(2), q.size(3)
         s, dil, ka = self.stride, self.dilation, self.kernel_att
         pe = self.conv_p(position_grid(h, w, q))                   # (1, d, H, W)
-        qa = q.reshape(b * self.head, self.head_dim, h, w)[..., ::s, ::s]
-        qa = qa * self.head_dim ** -0.5                            # (BN, d, H', W')
-        ho, wo = qa.shape[-2:]
+        heads = (-1, self.head_dim, h, w)                          # (B*N, d, H, W)
+        qa = q.reshape(heads)[..., ::s, ::s] * self.head_dim ** -0.5  # (B*N, d, H', W')
+        ho, wo = qa.size(2), qa.size(3)
         pad = dil * (ka - 1) // 2
-        kp = reflect_pad(k.reshape(b * self.head, self.head_dim, h, w), pad)
-        vp = reflect_pad(v.reshape(b * self.head, self.head_dim, h, w), pad)
+        kp = reflect_pad(k.reshape(heads), pad)
+        vp = reflect_pad(v.reshape(heads), pad)
         pep = reflect_pad(pe, pad)
 
         def window(t, j):  # strided view of offset j of every window
@@ -129,23 +132,24 @@ class ACmix(BaseModule):
 
         # q . pe_q is the same for every offset of a window: softmax drops it.
         logits = torch.stack([(qa * window(kp, j)).sum(1) - (qa * window(pep, j)).sum(1)
-                              for j in range(ka * ka)], 1)         # (BN, K*K, H', W')
+                              for j in range(ka * ka)], 1)         # (B*N, K*K, H', W')
         att = logits.softmax(1)
         if self.return_attention:
-            self.last_attention = att.detach().view(b, self.head, ka * ka, ho, wo)
+            self.last_attention = att.detach().unflatten(0, (-1, self.head))
         out = att[:, :1] * window(vp, 0)
         for j in range(1, ka * ka):
             out = out.addcmul_(att[:, j:j + 1], window(vp, j))
-        return out.view(b, c, ho, wo)
+        return out.reshape(-1, self.out_channels, ho, wo)
 
-    def convolution(self, q, k, v):
+    def convolution(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Shift-kernel convolution path. q, k, v (B, C, H, W) -> (B, C, H', W')."""
-        b, c, h, w = q.shape
-        qkv = torch.cat([t.view(b, self.head, self.head_dim, h * w) for t in (q, k, v)], 1)
+        h, w = q.size(2), q.size(3)
+        qkv = torch.cat([t.reshape(-1, self.head, self.head_dim, h * w)
+                         for t in (q, k, v)], 1)                   # (B, 3N, d, HW)
         f = self.fc(qkv)                                           # (B, kc^2, d, HW)
-        f = f.transpose(1, 2).reshape(b, -1, h, w)                 # (B, d*kc^2, H, W)
-        return self.dep_conv(f)
+        f = f.transpose(1, 2).reshape(-1, self.head_dim * self.kernel_conv ** 2, h, w)
+        return self.dep_conv(f)                                    # (B, C, H', W')
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self.conv1(x), self.conv2(x), self.conv3(x)
         return self.rate1 * self.attention(q, k, v) + self.rate2 * self.convolution(q, k, v)

@@ -1,9 +1,11 @@
 """Switchable Excitation Module (Zhong, Wen, Qin, arXiv 2209.05680)."""
 import math
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.model import BaseModule
 
 from mmsplitattn.registry import MODELS
 from ..checks import check_int
@@ -16,7 +18,7 @@ def eca_kernel_size(channels, gamma=2, b=1):
 
 
 @MODELS.register_module()
-class SEM(nn.Module):
+class SEM(BaseModule):
     """Switchable Excitation: a learned soft switch over SE, ECA and IE.
 
     ``m = GAP(x)``; decisions ``w = sigmoid(switch_fc(m))`` (B, 3); logits
@@ -32,15 +34,17 @@ class SEM(nn.Module):
         kernel_size (int, optional): ECA kernel; default from C as ECA.
         return_attention (bool): Keep ``last_decision`` (B, 3) and
             ``last_attention`` (B, C), detached, for inspection.
+        init_cfg (dict, optional): MMEngine initialisation config.
 
     Shapes: x (B, C, H, W) -> x * att, (B, C, H, W).
     """
 
     _abbr_ = 'sem'  # module name when used as a ResNet plugin
 
-    def __init__(self, in_channels, reduction=16, kernel_size=None,
-                 return_attention=False):
-        super().__init__()
+    def __init__(self, in_channels: int, reduction: int = 16,
+                 kernel_size: Optional[int] = None, return_attention: bool = False,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
         check_int('in_channels', in_channels)
         check_int('reduction', reduction)
         if kernel_size is None:
@@ -59,12 +63,10 @@ class SEM(nn.Module):
         self.w1 = nn.Parameter(torch.zeros(1, in_channels, 1, 1))
         self.b1 = nn.Parameter(torch.full((1, in_channels, 1, 1), -1.0))
 
-    def attention(self, x):
+    def attention(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """x (B, C, H, W) -> (decisions (B, 3), attention (B, C))."""
-        if x.dim() != 4 or x.size(1) != self.in_channels:
-            raise ValueError(f'SEM expects (B, {self.in_channels}, H, W) input, '
-                             f'got {tuple(x.shape)}')
-        m = x.mean((2, 3))                                  # (B, C)
+        # adaptive_avg_pool2d accumulates half inputs in float32
+        m = F.adaptive_avg_pool2d(x, 1).flatten(1)          # (B, C)
         w = torch.sigmoid(self.switch_fc(m))                # (B, 3)
         e_se = self.fc2(F.relu(self.fc1(m)))                # (B, C)
         e_eca = self.conv(m.unsqueeze(1)).squeeze(1)        # (B, C)
@@ -73,7 +75,7 @@ class SEM(nn.Module):
                * torch.sigmoid(w[:, 2:3] * e_ie))
         return w, att
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         w, att = self.attention(x)
         if self.return_attention:
             self.last_decision, self.last_attention = w.detach(), att.detach()

@@ -1,15 +1,32 @@
 """Salient-Positions Attention block (SPANet, arXiv 2106.04996)."""
+from typing import Optional
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
+from mmengine.model import BaseModule
 
 from mmsplitattn.registry import MODELS
 from ..checks import check_int
 
 
+@torch.fx.wrap
+def salient_positions(theta: torch.Tensor, k: int, adaptive: bool = False,
+                      reduction: int = 16) -> torch.Tensor:
+    """Indices (B, k') of the k' most salient of the HW positions of theta
+    (B, HW, C'), saliency being ``sum_c theta^2`` (summed in float32, so
+    half inputs do not overflow). ``k' = min(k, HW)``, or with ``adaptive``
+    ``max(1, HW // reduction)``. A leaf for ``torch.fx`` (k' depends on HW);
+    ``torch.jit.trace`` and the ONNX exporter record k' as a constant.
+    """
+    hw = theta.size(1)
+    num = max(1, hw // reduction) if adaptive else min(k, hw)
+    return theta.pow(2).sum(2, dtype=torch.float32).topk(num, dim=1).indices
+
+
 @MODELS.register_module()
-class SPABlock(nn.Module):
+class SPABlock(BaseModule):
     """Residual attention over the channel affinity of the k most salient positions.
 
     ``theta`` and ``g`` are 1x1 convolutions to C' channels; the saliency of a
@@ -35,16 +52,18 @@ class SPABlock(nn.Module):
         return_attention (bool): Keep ``last_indices`` (B, k) into the
             flattened (H, W) map, ``last_size`` (H, W) and ``last_affinity``
             (B, C', C'), detached, for inspection.
+        init_cfg (dict, optional): MMEngine initialisation config.
 
     Shapes: x (B, C, H, W) -> (B, C, H, W).
     """
 
     _abbr_ = 'spa_block'  # module name when used as a ResNet plugin
 
-    def __init__(self, in_channels, inter_channels=None, k=8, adaptive=False,
-                 sub_sample=False, reduction=16, norm_cfg=dict(type='BN'),
-                 return_attention=False):
-        super().__init__()
+    def __init__(self, in_channels: int, inter_channels: Optional[int] = None, k: int = 8,
+                 adaptive: bool = False, sub_sample: bool = False, reduction: int = 16,
+                 norm_cfg: dict = dict(type='BN'), return_attention: bool = False,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
         check_int('in_channels', in_channels)
         if inter_channels is None:
             inter_channels = max(1, in_channels // 2)
@@ -71,16 +90,9 @@ class SPABlock(nn.Module):
                 state_dict[f'{prefix}g.{name}'] = state_dict.pop(old)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def num_positions(self, hw):
-        """k actually used for a map of hw positions."""
-        k = max(1, hw // self.reduction) if self.adaptive else self.k
-        return min(k, hw)
-
-    def forward(self, x):
-        b, _, h, w = x.shape
-        theta = self.theta(x).flatten(2).transpose(1, 2)         # (B, HW, C')
-        k = self.num_positions(h * w)
-        idx = theta.pow(2).sum(2).topk(k, dim=1).indices          # (B, k)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        theta = self.theta(x).flatten(2).transpose(1, 2)          # (B, HW, C')
+        idx = salient_positions(theta, self.k, self.adaptive, self.reduction)  # (B, k)
         tk = theta.gather(1, idx.unsqueeze(2).expand(-1, -1, self.inter_channels))
         affinity = torch.softmax(tk.transpose(1, 2) @ tk, dim=-1)  # (B, C', C')
         g = self.g(x)
@@ -89,8 +101,8 @@ class SPABlock(nn.Module):
         y = (affinity @ g.flatten(2)).view_as(g)                  # (B, C', h', w')
         y = self.W(y)
         if self.sub_sample:
-            y = F.interpolate(y, size=(h, w), mode='bilinear', align_corners=True)
+            y = F.interpolate(y, size=x.shape[-2:], mode='bilinear', align_corners=True)
         if self.return_attention:
             self.last_indices, self.last_affinity = idx.detach(), affinity.detach()
-            self.last_size = (h, w)
+            self.last_size = tuple(x.shape[-2:])
         return x + y

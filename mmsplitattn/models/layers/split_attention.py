@@ -1,67 +1,49 @@
 """Split-Attention convolution (ResNeSt, Zhang et al. 2020, arXiv 2004.08955)."""
+from typing import Optional
+
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
-from torch.autograd.function import once_differentiable
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule
 
 from mmsplitattn.registry import MODELS
 from ..checks import check_divisible, check_int
-from .recompute import RecomputedBNReLU
 
 
-def _pointwise(conv, x):
-    """A 1x1 (grouped) convolution applied to vectors as a matmul.
+class RSoftmax(nn.Module):
+    """Softmax over the radix within each cardinal group ("r-softmax"), or a
+    sigmoid gate when ``radix == 1``.
 
-    x (B, Cin) -> (B, Cout); cheaper than the convolution on a 1x1 map.
-    """
-    weight = conv.weight.flatten(1)                         # (Cout, Cin / g)
-    if conv.groups == 1:
-        return F.linear(x, weight, conv.bias)
-    g = conv.groups
-    out = torch.einsum('bgi,goi->bgo', x.view(x.size(0), g, -1),
-                       weight.view(g, -1, weight.size(1))).flatten(1)
-    return out if conv.bias is None else out + conv.bias
+    ``fc2`` is grouped by cardinality K, so its channels are ordered
+    (K, R, C/K); the weights come out ordered (R, K, C/K) = (R, C), the order
+    of the radix splits.
 
-
-class RadixWeightedSum(torch.autograd.Function):
-    """out = sum_r att[:, r] * x[:, r], x (B, R*C, H, W), att (B, R, C, 1, 1).
-
-    Forward accumulates in place, so the (B, R, C, H, W) product is never
-    built; backward writes the split gradients with one broadcast product
-    (autograd's per-slice version would build and add R full-size buffers).
+    Shapes: logits (B, R*C, 1, 1) -> weights (B, R*C, 1, 1).
     """
 
-    @staticmethod
-    def forward(ctx, x, att):
-        splits = x.unflatten(1, (att.size(1), att.size(2)))
-        out = splits[:, 0] * att[:, 0]
-        for r in range(1, att.size(1)):
-            out.addcmul_(splits[:, r], att[:, r])
-        ctx.save_for_backward(x, att)
-        return out
+    def __init__(self, radix: int, groups: int):
+        super().__init__()
+        self.radix = radix
+        self.groups = groups
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad):
-        x, att = ctx.saved_tensors
-        splits = x.unflatten(1, (att.size(1), att.size(2)))
-        grad_x = grad_att = None
-        if ctx.needs_input_grad[0]:
-            grad_x = (grad.unsqueeze(1) * att).flatten(1, 2)
-        if ctx.needs_input_grad[1]:
-            grad_att = torch.stack([(grad * splits[:, r]).sum((2, 3), keepdim=True)
-                                    for r in range(att.size(1))], 1)
-        return grad_x, grad_att
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.radix == 1:
+            return torch.sigmoid(x)
+        b = x.size(0)
+        x = x.reshape(b, self.groups, self.radix, -1).softmax(2)   # (B, K, R, C/K)
+        return x.transpose(1, 2).reshape(b, -1, 1, 1)              # (B, R*C, 1, 1)
 
 
 @MODELS.register_module()
 class SplitAttentionConv2d(BaseModule):
     """Split-Attention convolution with cardinality ``groups`` and ``radix``.
 
-    Parameter names follow mmdet/mmseg (``conv``, ``norm0``-style norm names
-    from ``build_norm_layer`` e.g. ``bn0``, ``fc1``, ``bn1``, ``fc2``), so
-    their ResNeSt checkpoints load unchanged.
+    ``U = ReLU(norm0(conv(x)))`` split in R radix groups; the attention
+    ``a = rSoftmax(fc2(ReLU(norm1(fc1(GAP(sum_r U_r))))))``; the output
+    ``sum_r a_r * U_r``. Parameter names are mmdet's/mmseg's (``conv``,
+    ``norm0``/``norm1`` named by ``build_norm_layer`` e.g. ``bn0``/``bn1``,
+    ``fc1``, ``fc2``), so their ResNeSt checkpoints load unchanged.
 
     Args:
         in_channels (int): Input channels ``Cin``.
@@ -73,27 +55,32 @@ class SplitAttentionConv2d(BaseModule):
         reduction_factor (int): ``inter = max(Cin * R // reduction_factor, 32)``.
         conv_cfg (dict, optional): Config of the grouped convolution.
         norm_cfg (dict): Config of both norms. Default ``dict(type='BN')``.
+        dcn (dict, optional): Deformable convolution config (as mmdet's
+            ``dcn``); it replaces ``conv_cfg`` for the grouped convolution
+            unless ``fallback_on_stride`` is set and the stride is > 1.
         return_attention (bool): Keep the last attention weights, shaped
-            (B, R, C), in ``self.last_attention`` for inspection.
+            (B, R, C), detached, in ``self.last_attention`` for inspection.
+        init_cfg (dict, optional): MMEngine initialisation config.
 
     Shapes:
         x (B, Cin, H, W) -> (B, C, H', W') with H' the convolution's output.
     """
 
     def __init__(self,
-                 in_channels,
-                 channels,
-                 kernel_size=3,
-                 stride=1,
-                 padding=None,
-                 dilation=1,
-                 groups=1,
-                 radix=2,
-                 reduction_factor=4,
-                 conv_cfg=None,
-                 norm_cfg=dict(type='BN'),
-                 return_attention=False,
-                 init_cfg=None):
+                 in_channels: int,
+                 channels: int,
+                 kernel_size: int = 3,
+                 stride: int = 1,
+                 padding: Optional[int] = None,
+                 dilation: int = 1,
+                 groups: int = 1,
+                 radix: int = 2,
+                 reduction_factor: int = 4,
+                 conv_cfg: Optional[dict] = None,
+                 norm_cfg: dict = dict(type='BN'),
+                 dcn: Optional[dict] = None,
+                 return_attention: bool = False,
+                 init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         for name, value in (('in_channels', in_channels),
                             ('channels', channels),
@@ -107,6 +94,14 @@ class SplitAttentionConv2d(BaseModule):
         check_divisible('channels', channels, 'groups', groups)
         if padding is None:
             padding = dilation * (kernel_size - 1) // 2
+        if dcn is not None:
+            dcn = dict(dcn)
+            fallback_on_stride = dcn.pop('fallback_on_stride', False)
+            if not (fallback_on_stride and stride > 1):
+                if conv_cfg is not None:
+                    raise ValueError('conv_cfg must be None when dcn is given (the dcn '
+                                     f'config builds the convolution), got {conv_cfg!r}')
+                conv_cfg = dcn
         inter_channels = max(in_channels * radix // reduction_factor, 32)
         inter_channels = -(-inter_channels // groups) * groups
         self.radix = radix
@@ -122,6 +117,7 @@ class SplitAttentionConv2d(BaseModule):
         self.norm0_name, norm0 = build_norm_layer(
             norm_cfg, channels * radix, postfix=0)
         self.add_module(self.norm0_name, norm0)
+        self.relu = nn.ReLU(inplace=True)
         self.fc1 = build_conv_layer(
             None, channels, inter_channels, 1, groups=groups)
         self.norm1_name, norm1 = build_norm_layer(
@@ -129,44 +125,39 @@ class SplitAttentionConv2d(BaseModule):
         self.add_module(self.norm1_name, norm1)
         self.fc2 = build_conv_layer(
             None, inter_channels, channels * radix, 1, groups=groups)
+        self.rsoftmax = RSoftmax(radix, groups)
 
     @property
-    def norm0(self):
+    def norm0(self) -> nn.Module:
         return getattr(self, self.norm0_name)
 
     @property
-    def norm1(self):
+    def norm1(self) -> nn.Module:
         return getattr(self, self.norm1_name)
 
-    def attention(self, x):
-        """Attention weights from the split features.
+    def _norm1(self, z: torch.Tensor) -> torch.Tensor:
+        """``norm1`` on the (B, inter, 1, 1) attention vector, whose batch
+        statistics need at least 2 images."""
+        try:
+            return self.norm1(z)
+        except ValueError as e:
+            raise ValueError(
+                f'{type(self.norm1).__name__} {self.norm1_name!r} of SplitAttentionConv2d '
+                f'normalises one value per channel and image, so training it needs '
+                f'more than one image per GPU (got input {tuple(z.shape)}). Train with '
+                '2+ images per GPU, SyncBN (norm_cfg=dict(type="SyncBN")), GroupNorm, '
+                'or norm_eval=True.') from e
 
-        x (B, R*C, H, W) -> (B, R, C, 1, 1), summing to 1 over R (R > 1).
-        """
-        b = x.size(0)
-        # mean over space, then sum over radix: same as GAP(sum_r split_r)
-        # without materialising the (B, C, H, W) sum. sum / N rather than
-        # mean: the backward of sum is a broadcast view, mean's a full tensor.
-        gap = x.sum((2, 3)) / (x.size(2) * x.size(3))       # (B, R*C)
-        if self.radix > 1:
-            gap = gap.view(b, self.radix, self.channels).sum(1)
-        z = self.norm1(_pointwise(self.fc1, gap)[..., None, None])
-        logits = _pointwise(self.fc2, F.relu(z, inplace=True).flatten(1))
-        if self.radix > 1:
-            # fc2 is grouped by cardinality: channels are ordered (K, R, C/K).
-            att = logits.view(b, self.groups, self.radix, -1).softmax(2)
-            att = att.transpose(1, 2)                       # (B, R, K, C/K)
-        else:
-            att = torch.sigmoid(logits)
-        return att.reshape(b, self.radix, self.channels, 1, 1)
-
-    def forward(self, x):
-        # the (B, R*C, H', W') activation is recomputed in backward, not kept
-        with RecomputedBNReLU() as bn_relu:
-            x = bn_relu(self.conv, self.norm0, x)           # (B, R*C, H', W')
-            att = self.attention(x)                         # (B, R, C, 1, 1)
-            if self.return_attention:
-                self.last_attention = att.detach().flatten(2)
-            if self.radix == 1:
-                return x * att[:, 0]
-            return RadixWeightedSum.apply(x, att)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.norm0(self.conv(x)))           # (B, R*C, H', W')
+        splits = x.unflatten(1, (self.radix, self.channels))  # (B, R, C, H', W')
+        # GAP(sum_r U_r) = sum_r GAP(U_r); adaptive_avg_pool2d accumulates
+        # half inputs in float32
+        gap = F.adaptive_avg_pool2d(x, 1)                 # (B, R*C, 1, 1)
+        gap = gap.unflatten(1, (self.radix, self.channels)).sum(1)  # (B, C, 1, 1)
+        z = self.relu(self._norm1(self.fc1(gap)))         # (B, inter, 1, 1)
+        att = self.rsoftmax(self.fc2(z))                  # (B, R*C, 1, 1)
+        att = att.unflatten(1, (self.radix, self.channels))  # (B, R, C, 1, 1)
+        if self.return_attention:
+            self.last_attention = att.detach().flatten(2)
+        return (att * splits).sum(1)                      # (B, C, H', W')
