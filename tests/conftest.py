@@ -51,10 +51,70 @@ def free_port():
 
 @pytest.fixture(scope='session')
 def demo_root(tmp_path_factory):
-    """A working directory holding data/demo/{coco,cityscapes} (small)."""
+    """A working directory holding data/demo/{coco,cityscapes,imagenet} (small)."""
     sys.path.insert(0, osp.join(ROOT, 'tools', 'misc'))
     from make_demo_data import make_demo_data
     root = tmp_path_factory.mktemp('demo')
     make_demo_data(str(root / 'data' / 'demo'), seed=0, coco_train=16, coco_val=8,
-                   city_train=8, city_val=4)
+                   city_train=8, city_val=4, cls_train=12, cls_val=6)
     return root
+
+
+DET_CFG = osp.join(ROOT, 'configs', 'demo', 'maskrcnn_resnest_demo.py')
+SEG_CFG = osp.join(ROOT, 'configs', 'demo', 'fcn_resnest_demo.py')
+# A tiny, deterministic run: 8 images, batch 2, one worker restarted per epoch.
+DET_QUICK = ['train_dataloader.dataset.indices=8', 'train_dataloader.batch_size=2',
+             'train_dataloader.persistent_workers=False', 'val_dataloader.persistent_workers=False',
+             'randomness.seed=0']
+
+
+@pytest.fixture(scope='session')
+def det_run(demo_root):
+    """Two epochs of the detection demo (epoch_1.pth, epoch_2.pth, validated)."""
+    work = demo_root / 'det_full'
+    run_tool(['tools/train.py', DET_CFG, '--work-dir', str(work), '--cfg-options',
+              'train_cfg.max_epochs=2', 'train_cfg.val_interval=2', *DET_QUICK], cwd=demo_root)
+    return work
+
+
+@pytest.fixture
+def slurm_shims(tmp_path):
+    """A bin dir (prepend it to PATH) whose ``srun`` starts ``--ntasks`` local
+    processes with the variables srun sets (SLURM_PROCID, SLURM_LOCALID,
+    SLURM_NTASKS, SLURM_NODELIST, ...) and whose ``scontrol show hostnames``
+    names this machine; their arguments go to ``<bin>/{srun,scontrol}.args``."""
+    bin_dir = tmp_path / 'slurm_bin'
+    bin_dir.mkdir()
+    (bin_dir / 'srun').write_text(f"""#!/usr/bin/env bash
+echo "$@" > {bin_dir}/srun.args
+ntasks=1
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        -p|-J|-n|-N) shift 2 ;;
+        --ntasks=*) ntasks=${{1#--ntasks=}}; shift ;;
+        -*) shift ;;
+        *) break ;;
+    esac
+done
+pids=()
+for ((i = 0; i < ntasks; i++)); do
+    SLURM_PROCID=$i SLURM_LOCALID=$i SLURM_NTASKS=$ntasks SLURM_NNODES=1 SLURM_NODEID=0 \
+    SLURM_NODELIST=testnode[01] SLURM_JOB_ID=4242 SLURM_STEP_ID=0 "$@" &
+    pids+=($!)
+done
+rc=0
+for p in "${{pids[@]}}"; do wait "$p" || rc=$?; done
+exit $rc
+""")
+    (bin_dir / 'scontrol').write_text(f"""#!/usr/bin/env bash
+echo "$@" >> {bin_dir}/scontrol.args
+if [[ "$1 $2" == "show hostnames" || "$1 $2" == "show hostname" ]]; then
+    echo 127.0.0.1
+    exit 0
+fi
+echo "scontrol shim: unsupported: $*" >&2
+exit 1
+""")
+    for f in ('srun', 'scontrol'):
+        (bin_dir / f).chmod(0o755)
+    return bin_dir

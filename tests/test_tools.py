@@ -8,14 +8,8 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT, free_port, run_tool
+from conftest import DET_CFG, DET_QUICK, ROOT, SEG_CFG, free_port, run_tool
 
-DET_CFG = osp.join(ROOT, 'configs', 'demo', 'maskrcnn_resnest_demo.py')
-SEG_CFG = osp.join(ROOT, 'configs', 'demo', 'fcn_resnest_demo.py')
-# A tiny, deterministic run: 8 images, batch 2, one worker restarted per epoch.
-DET_QUICK = ['train_dataloader.dataset.indices=8', 'train_dataloader.batch_size=2',
-             'train_dataloader.persistent_workers=False', 'val_dataloader.persistent_workers=False',
-             'randomness.seed=0']
 SEG_QUICK = ['train_cfg.max_iters=4', 'train_cfg.val_interval=4', 'train_dataloader.batch_size=2',
              'train_dataloader.persistent_workers=False', 'val_dataloader.persistent_workers=False',
              'default_hooks.checkpoint.interval=4']
@@ -31,15 +25,6 @@ def _scalars(work_dir):
 
 def _state(path):
     return torch.load(path, map_location='cpu', weights_only=False)['state_dict']
-
-
-@pytest.fixture(scope='module')
-def det_run(demo_root):
-    """Two epochs of the detection demo, then tools/test.py on the result."""
-    work = demo_root / 'det_full'
-    run_tool(['tools/train.py', DET_CFG, '--work-dir', str(work), '--cfg-options',
-              'train_cfg.max_epochs=2', 'train_cfg.val_interval=2', *DET_QUICK], cwd=demo_root)
-    return work
 
 
 def test_detection_train_and_test(det_run, demo_root):

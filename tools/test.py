@@ -2,8 +2,13 @@
 top-1/top-5 accuracy (mmpretrain).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
-        [--show] [--show-dir DIR] [--tta] [--fuse-conv-bn]
-        [--cfg-options k=v ...] [--launcher pytorch]
+        [--show] [--show-dir DIR] [--tta] [--fuse-conv-bn] [--allow-partial-load]
+        [--skip-data-check] [--cfg-options k=v ...] [--launcher pytorch]
+
+A checkpoint that does not fit the model is refused with the missing,
+unexpected and shape-mismatched keys listed (``--allow-partial-load`` loads
+the matching tensors anyway); the test annotations are checked first and a
+failing sample names its files.
 """
 import argparse
 import os
@@ -11,8 +16,9 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
-from mmsplitattn.runtime import (adapt_cfg_to_device, build_runner, check_checkpoint,
-                                 check_dataset_paths, load_config, prepare_torch_load,
+from mmsplitattn.runtime import (adapt_cfg_to_device, add_custom_hook, build_runner,
+                                 check_checkpoint, check_dataset_contents, check_dataset_paths,
+                                 load_config, prepare_torch_load, run_reporting_timeouts,
                                  unwrap_model)
 
 
@@ -37,6 +43,12 @@ def parse_args(argv=None):
         '--fuse-conv-bn', action='store_true',
         help='fold each BN into the convolution before it (mmcv.cnn.fuse_conv_bn) '
         'after loading the checkpoint: faster inference, same results')
+    parser.add_argument(
+        '--allow-partial-load', action='store_true',
+        help='test with a checkpoint that does not fit the model (only the '
+        'matching tensors are loaded, with a warning) instead of stopping')
+    parser.add_argument('--skip-data-check', action='store_true',
+                        help='do not check the annotation files before testing')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -86,7 +98,11 @@ def build_cfg(args):
         else:
             cfg.test_evaluator['output_dir'] = args.out
             cfg.test_evaluator['keep_results'] = True
+    add_custom_hook(cfg, 'mmsplitattn.CheckpointFitHook', allow_partial=args.allow_partial_load)
+    add_custom_hook(cfg, 'mmsplitattn.DataErrorHook')
     check_dataset_paths(cfg, ['test_dataloader'])
+    if not args.skip_data_check:
+        check_dataset_contents(cfg, ['test_dataloader'])
     adapt_cfg_to_device(cfg)
     return cfg
 
@@ -107,7 +123,7 @@ def main(argv=None):
     runner = build_runner(cfg)
     if args.fuse_conv_bn:
         fuse_model(runner)
-    return runner.test()
+    return run_reporting_timeouts(runner.test, cfg)
 
 
 if __name__ == '__main__':

@@ -141,3 +141,20 @@ def adapt_cfg_to_device(cfg) -> None:
     import torch.distributed as dist
     if not dist.is_initialized():
         init_cpu_process_group(launcher, dist_cfg.get('timeout'))
+
+
+class DistributedTimeoutError(RuntimeError):
+    """A collective timed out; the message names the ranks that stopped."""
+
+
+def run_reporting_timeouts(fn, cfg):
+    """``fn()``; a collective timeout in a distributed run is re-raised as
+    :class:`DistributedTimeoutError` naming the ranks that stopped."""
+    try:
+        return fn()
+    except RuntimeError as e:
+        import torch.distributed as dist
+        if not (dist.is_available() and dist.is_initialized() and is_collective_timeout(e)):
+            raise
+        timeout = ((cfg.get('env_cfg') or {}).get('dist_cfg') or {}).get('timeout')
+        raise DistributedTimeoutError(describe_timeout(e, timeout)) from e

@@ -1,0 +1,414 @@
+"""Faults provoked for real on the demo data (issue 13): divergence, corrupt,
+partial and unfitting checkpoints, full disks, hung ranks, bad data, slurm."""
+import glob
+import json
+import os
+import os.path as osp
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import torch
+
+from conftest import DET_CFG, DET_QUICK, ROOT, SEG_CFG, free_port, run_tool
+
+SEM_CFG = osp.join(ROOT, 'configs', 'demo', 'maskrcnn_sem_demo.py')
+# 4 images of 64x64, batch 2: two iterations an epoch, no validation.
+TINY = ['train_dataloader.dataset.indices=4', 'train_dataloader.batch_size=2',
+        'train_dataloader.persistent_workers=False', 'val_dataloader.persistent_workers=False',
+        'randomness.seed=0', 'train_cfg.val_interval=100',
+        'train_dataloader.dataset.pipeline.2.scales=[(64, 64)]']
+
+
+def _out(proc):
+    return proc.stdout + proc.stderr
+
+
+def _scalars(work_dir):
+    rows = []
+    for path in glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')):
+        with open(path) as f:
+            rows += [json.loads(line) for line in f]
+    return rows
+
+
+def _finite(path):
+    ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    return all(torch.isfinite(v).all() for v in ckpt['state_dict'].values()
+               if v.is_floating_point())
+
+
+def _copy_data(demo_root, tmp_path, name):
+    """A private copy of data/demo/<name> under tmp_path, to break."""
+    shutil.copytree(demo_root / 'data' / 'demo' / name, tmp_path / 'data' / 'demo' / name)
+    return tmp_path / 'data' / 'demo' / name
+
+
+# 1. Divergence ---------------------------------------------------------------
+
+def test_divergence_stops_and_keeps_the_last_finite_checkpoint(demo_root, tmp_path):
+    """Epoch 1 trains normally and is saved; in epoch 2 the learning rate is
+    multiplied by 1e12. MMEngine alone would save a NaN epoch_2.pth and, with
+    max_keep_ckpts=1, delete epoch_1.pth."""
+    work = tmp_path / 'diverge'
+    proc = run_tool(['tools/train.py', DET_CFG, '--work-dir', str(work), '--cfg-options',
+                     'train_cfg.max_epochs=3', 'default_hooks.checkpoint.max_keep_ckpts=1',
+                     'param_scheduler.1.milestones=[1]', 'param_scheduler.1.gamma=1e12',
+                     *TINY], cwd=demo_root, check=False)
+    err = proc.stderr
+    assert proc.returncode != 0
+    assert 'FloatingPointError: training diverged at iteration' in err
+    it = int(re.search(r'diverged at iteration (\d+) \(epoch 2', err).group(1))
+    assert it >= 3  # epoch 2 starts at iteration 3
+    assert re.search(r'non-finite loss terms loss=(nan|inf)', err) or 'parameter tensors' in err
+    assert 'lower learning rate' in err and 'clip_grad' in err
+    assert osp.isfile(work / 'epoch_1.pth') and _finite(work / 'epoch_1.pth')
+    assert not glob.glob(str(work / 'epoch_[23].pth')) and not glob.glob(str(work / '.*tmp*'))
+    assert (work / 'last_checkpoint').read_text() == str(work / 'epoch_1.pth')
+
+
+# 2. Atomic, verified checkpoints ---------------------------------------------
+
+def test_resume_skips_a_corrupt_latest_checkpoint(det_run, demo_root, tmp_path):
+    work = tmp_path / 'resume'
+    work.mkdir()
+    for name in ('epoch_1.pth', 'epoch_2.pth'):
+        shutil.copy(det_run / name, work / name)
+    (work / 'last_checkpoint').write_text(str(work / 'epoch_2.pth'))
+    data = bytearray((work / 'epoch_2.pth').read_bytes())
+    data[len(data) // 2] ^= 0x10  # one flipped bit inside a tensor record
+    (work / 'epoch_2.pth').write_bytes(bytes(data))
+    proc = run_tool(['tools/train.py', DET_CFG, '--work-dir', str(work), '--resume',
+                     '--cfg-options', 'train_cfg.max_epochs=1', *TINY], cwd=demo_root)
+    out = _out(proc)
+    assert f'--resume: skipping {work / "epoch_2.pth"}' in out and 'CRC' in out
+    assert f'resuming from {work / "epoch_1.pth"}' in out
+    assert 'resumed epoch: 1' in out
+
+
+def test_find_resumable_checkpoint_skips_a_truncated_one(det_run, tmp_path):
+    from mmsplitattn.runtime import find_resumable_checkpoint
+    for name in ('epoch_1.pth', 'epoch_2.pth'):
+        shutil.copy(det_run / name, tmp_path / name)
+    (tmp_path / 'epoch_2.pth').write_bytes((det_run / 'epoch_2.pth').read_bytes()[:100000])
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_2.pth'))
+    path, bad = find_resumable_checkpoint(str(tmp_path))
+    assert path == str(tmp_path / 'epoch_1.pth')
+    assert [p for p, _ in bad] == [str(tmp_path / 'epoch_2.pth')]
+    assert 'truncated' in bad[0][1]
+
+
+def test_full_disk_names_the_checkpoint_and_leaves_no_partial_file(demo_root, tmp_path):
+    """A 2 MB file size limit (RLIMIT_FSIZE: writes fail with EFBIG, as ENOSPC
+    would on a full disk) lets the logs through but not the checkpoint."""
+    work = tmp_path / 'full'
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2 << 20, 2 << 20))
+
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), DET_CFG, '--work-dir',
+           str(work), '--cfg-options', 'train_cfg.max_epochs=1', *TINY]
+    proc = subprocess.run(cmd, cwd=demo_root, capture_output=True, text=True, timeout=600,
+                          preexec_fn=limit)
+    assert proc.returncode != 0
+    assert f"cannot write '{work / 'epoch_1.pth'}': File too large" in proc.stderr
+    assert sorted(os.listdir(work)) == sorted(n for n in os.listdir(work)
+                                              if not n.endswith('.pth') and 'tmp' not in n)
+    assert not (work / 'last_checkpoint').exists()
+
+
+# 3. Checkpoints that do not fit ----------------------------------------------
+
+def test_test_refuses_a_checkpoint_of_another_architecture(det_run, demo_root):
+    ckpt = str(det_run / 'epoch_2.pth')
+    proc = run_tool(['tools/test.py', SEM_CFG, ckpt], cwd=demo_root, check=False)
+    assert proc.returncode != 0
+    err = proc.stderr
+    assert f"checkpoint '{ckpt}' does not fit the model" in err
+    assert 'missing in the checkpoint: backbone.' in err and 'not in the model: backbone.' in err
+    assert '--allow-partial-load' in err
+    assert 'bbox_mAP' not in _out(proc)
+    proc = run_tool(['tools/test.py', SEM_CFG, ckpt, '--allow-partial-load', '--cfg-options',
+                     'test_dataloader.dataset.indices=2'], cwd=demo_root)
+    assert 'loading the matching tensors only' in _out(proc) and 'bbox_mAP' in _out(proc)
+
+
+def test_train_refuses_a_load_from_that_does_not_fit(det_run, demo_root, tmp_path):
+    proc = run_tool(['tools/train.py', DET_CFG, '--work-dir', str(tmp_path / 'w'),
+                     '--cfg-options', f'load_from={det_run / "epoch_2.pth"}',
+                     'model.roi_head.bbox_head.num_classes=5', *TINY], cwd=demo_root,
+                    check=False)
+    assert proc.returncode != 0
+    assert 'shape (checkpoint vs model): roi_head.bbox_head.fc_cls.weight (4, 256) vs (6, 256)' \
+        in proc.stderr
+
+
+# 4. Distributed timeouts -----------------------------------------------------
+
+def _children(pid):
+    out = subprocess.run(['ps', '-o', 'pid=', '--ppid', str(pid)], capture_output=True,
+                         text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _rank_of(pid):
+    try:
+        with open(f'/proc/{pid}/environ', 'rb') as f:
+            env = dict(kv.split(b'=', 1) for kv in f.read().split(b'\0') if b'=' in kv)
+    except OSError:
+        return None
+    return int(env[b'RANK']) if b'RANK' in env else None
+
+
+def test_stopped_rank_ends_the_job_within_the_timeout(demo_root, tmp_path):
+    timeout = 15
+    cmd = ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), DET_CFG, '2', '--work-dir',
+           str(tmp_path / 'w'), '--cfg-options', 'train_cfg.max_epochs=100',
+           f'env_cfg.dist_cfg.timeout={timeout}', 'default_hooks.logger.interval=1',
+           'default_hooks.checkpoint.interval=1000', *TINY]
+    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1', PORT=str(free_port()))
+    proc = subprocess.Popen(cmd, cwd=demo_root, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines, started = [], threading.Event()
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line)
+            if 'Epoch(train)' in line:
+                started.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert started.wait(300), ''.join(lines[-50:])
+        workers = {_rank_of(p): p for p in _children(proc.pid)}
+        os.kill(workers[1], signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        proc.wait(timeout=timeout + 90)
+        ended = time.monotonic() - stopped_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in _children(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+    reader.join(5)
+    out = ''.join(lines)
+    assert proc.returncode != 0
+    assert re.search(rf'rank 0: a collective operation did not complete within {timeout} s',
+                     out), out[-3000:]
+    assert 'rank 1 stopped responding' in out
+    print(f'job ended {ended:.1f} s after SIGSTOP (timeout {timeout} s)')
+    assert ended < timeout + 45
+
+
+# 5. Bad data -----------------------------------------------------------------
+
+def _coco_ann(root, split='train'):
+    path = root / 'annotations' / f'instances_{split}2017.json'
+    return path, json.loads(path.read_text())
+
+
+def test_check_dataset_coco(demo_root, tmp_path):
+    coco = _copy_data(demo_root, tmp_path, 'coco')
+    path, ann = _coco_ann(coco)
+    (coco / 'train2017' / ann['images'][1]['file_name']).write_bytes(b'')
+    ann['annotations'][0]['segmentation'] = [[1, 2, 3, 4]]  # two points
+    ann['annotations'][1]['category_id'] = 77
+    ann['annotations'][2]['segmentation'] = []
+    path.write_text(json.dumps(ann))
+    proc = run_tool(['tools/misc/check_dataset.py', DET_CFG], cwd=tmp_path, check=False)
+    out = proc.stdout
+    assert proc.returncode == 1
+    assert 'train_dataloader: checked 16 images' in out
+    assert f'undecodable image: 1 (first: data/demo/coco/train2017/' \
+           f'{ann["images"][1]["file_name"]} (0 bytes))' in out
+    assert 'degenerate polygon (ignored by mmdet): 1' in out
+    assert 'unknown category_id (dropped by mmdet): 1 (first: annotation id 2' in out
+    assert 'empty segmentation (masks are loaded): 1' in out
+    assert 'val_dataloader: checked 8 images' in out and 'test_dataloader: the same' in out
+
+
+def test_check_dataset_cityscapes_and_imagenet(demo_root, tmp_path):
+    import cv2
+    city = _copy_data(demo_root, tmp_path, 'cityscapes')
+    label = sorted(glob.glob(str(city / 'gtFine' / 'train' / '*' / '*_labelTrainIds.png')))[0]
+    cv2.imwrite(label, cv2.imread(label, cv2.IMREAD_UNCHANGED)[::2, ::2])  # same aspect
+    proc = run_tool(['tools/misc/check_dataset.py', SEG_CFG], cwd=tmp_path, check=False)
+    assert proc.returncode == 1
+    assert 'label of another size than its image: 1 (first: ' in proc.stdout
+    assert f'{osp.relpath(label, tmp_path)}: 128x64, image 256x128' in proc.stdout
+
+    imagenet = _copy_data(demo_root, tmp_path, 'imagenet')
+    bad = sorted(glob.glob(str(imagenet / 'train' / '*' / '*.png')))[0]
+    open(bad, 'w').close()
+    cfg = tmp_path / 'cls.py'
+    cfg.write_text(_cls_config(str(imagenet)))
+    proc = run_tool(['tools/misc/check_dataset.py', str(cfg)], cwd=tmp_path, check=False)
+    assert proc.returncode == 1
+    assert f'undecodable image: 1 (first: {bad} (0 bytes))' in proc.stdout
+    assert 'train_dataloader: checked 12 images' in proc.stdout
+
+
+def test_train_names_bad_annotations_before_building(demo_root, tmp_path):
+    coco = _copy_data(demo_root, tmp_path, 'coco')
+    path, ann = _coco_ann(coco)
+    text = json.dumps(ann)
+    column = text.index('"annotations": [') + len('"annotations": [') + 1
+    path.write_text(text.replace('"annotations": [', '"annotations": [,', 1))  # syntax error
+    proc = run_tool(['tools/train.py', DET_CFG, '--work-dir', str(tmp_path / 'w')],
+                    cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert ('unreadable annotation file: 1 (first: data/demo/coco/annotations/'
+            f'instances_train2017.json: JSON syntax error at line 1, column {column}') \
+        in proc.stderr
+    assert 'Loads checkpoint' not in proc.stdout and 'Epoch(train)' not in proc.stdout
+
+
+def test_empty_segmentation_is_named(demo_root, tmp_path):
+    coco = _copy_data(demo_root, tmp_path, 'coco')
+    path, ann = _coco_ann(coco)
+    for a in ann['annotations']:  # every instance of the first 4 images
+        if a['image_id'] <= 4:
+            a['segmentation'] = []
+    path.write_text(json.dumps(ann))
+    proc = run_tool(['tools/train.py', DET_CFG, '--work-dir', str(tmp_path / 'w'),
+                     '--cfg-options', *TINY], cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert 'train_dataloader:  empty segmentation (masks are loaded):' in proc.stderr
+    assert '--skip-data-check' in proc.stderr
+    # past the check, the loader names the image whose instance has no mask
+    proc = run_tool(['tools/train.py', DET_CFG, '--work-dir', str(tmp_path / 'w'),
+                     '--skip-data-check', '--cfg-options', *TINY,
+                     'train_dataloader.sampler.shuffle=False'], cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert re.search(r"DataError: LoadAnnotations failed on img_path data/demo/coco/train2017/"
+                     r"00000000000[1-4]\.jpg; annotations of image id [1-4] in "
+                     r"data/demo/coco/annotations/instances_train2017\.json: KeyError: 'mask'; "
+                     r"an instance of this image has an empty or missing 'segmentation'",
+                     proc.stderr), proc.stderr[-3000:]
+
+
+def test_zero_byte_image_is_named(demo_root, tmp_path):
+    coco = _copy_data(demo_root, tmp_path, 'coco')
+    for i in range(1, 5):
+        (coco / 'train2017' / f'{i:012d}.jpg').write_bytes(b'')
+    proc = run_tool(['tools/train.py', DET_CFG, '--work-dir', str(tmp_path / 'w'),
+                     '--cfg-options', *TINY], cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert re.search(r'DataError: LoadImageFromFile failed on img_path data/demo/coco/'
+                     r'train2017/00000000000[1-4]\.jpg; annotations of image id [1-4] in \S+: '
+                     r'data/demo/coco/train2017/00000000000[1-4]\.jpg is empty \(0 bytes\)',
+                     proc.stderr), proc.stderr[-3000:]
+
+
+def test_wrong_size_label_is_named(demo_root, tmp_path):
+    import cv2
+    city = _copy_data(demo_root, tmp_path, 'cityscapes')
+    for label in glob.glob(str(city / 'gtFine' / 'train' / '*' / '*_labelTrainIds.png')):
+        cv2.imwrite(label, cv2.imread(label, cv2.IMREAD_UNCHANGED)[:100])
+    args = ['tools/train.py', SEG_CFG, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+            'train_cfg.max_iters=1', 'train_dataloader.batch_size=2']
+    proc = run_tool(args, cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert 'label of another size than its image: 8 (first: ' in proc.stderr
+    proc = run_tool(args[:4] + ['--skip-data-check'] + args[4:], cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert re.search(r'DataError: label map data/demo/cityscapes/gtFine/train/\w+/\w+'
+                     r'_gtFine_labelTrainIds\.png is 256x100 \(WxH\) but its image '
+                     r'data/demo/cityscapes/leftImg8bit/train/\S+ is 256x128', proc.stderr)
+
+
+def test_config_syntax_error_names_the_file(tmp_path):
+    cfg = tmp_path / 'broken.py'
+    cfg.write_text(f"_base_ = '{DET_CFG}'\nmodel = dict(backbone=dict(depth=14)\n")
+    proc = run_tool(['tools/train.py', str(cfg)], cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert f"SyntaxError: config file '{cfg}', line 2" in proc.stderr
+
+
+# 6. Slurm ---------------------------------------------------------------------
+
+def test_slurm_train_and_test(det_run, demo_root, slurm_shims, monkeypatch):
+    monkeypatch.delenv('MASTER_ADDR', raising=False)  # from scontrol, as on a cluster
+    env = {'PATH': f'{slurm_shims}:{os.environ["PATH"]}', 'GPUS': '2', 'GPUS_PER_NODE': '2',
+           'CPUS_PER_TASK': '1', 'MASTER_PORT': str(free_port()), 'OMP_NUM_THREADS': '1'}
+    work = demo_root / 'slurm'
+    proc = run_tool(['tools/slurm_train.sh', 'cpu', 'demo', DET_CFG, str(work),
+                     '--cfg-options', 'train_cfg.max_epochs=1', *TINY], cwd=demo_root,
+                    env=env)
+    out = _out(proc)
+    assert 'Distributed training: True' in out and 'GPU number: 2' in out
+    assert 'Epoch(train) [1][1/1]' in out  # 4 images / (2 processes x 2 images)
+    assert osp.isfile(work / 'epoch_1.pth')
+    srun = (slurm_shims / 'srun.args').read_text()
+    assert '-p cpu' in srun and '--ntasks=2' in srun and '--launcher slurm' in srun
+    assert 'show hostnames testnode[01]' in (slurm_shims / 'scontrol.args').read_text()
+    proc = run_tool(['tools/slurm_test.sh', 'cpu', 'demo', DET_CFG, str(det_run / 'epoch_2.pth'),
+                     '--work-dir', str(demo_root / 'slurm_test')], cwd=demo_root,
+                    env=dict(env, MASTER_PORT=str(free_port())))
+    assert 'GPU number: 2' in _out(proc) and 'coco/segm_mAP' in _out(proc)
+
+
+# (issue 10) fused inference, (issue 12) classification through the tools ------
+
+def test_fuse_conv_bn_gives_the_same_metrics(det_run, demo_root):
+    val = [r for r in _scalars(det_run) if 'coco/bbox_mAP' in r][-1]
+    proc = run_tool(['tools/test.py', DET_CFG, str(det_run / 'epoch_2.pth'), '--fuse-conv-bn',
+                     '--work-dir', str(demo_root / 'fused')], cwd=demo_root)
+    out = _out(proc)
+    assert 'BatchNorms folded into their convolutions' in out
+    for key in ('coco/bbox_mAP', 'coco/segm_mAP', 'coco/bbox_mAP_50'):
+        got = float(re.search(re.escape(key) + r': ([\d.]+)', out).group(1))
+        assert got == pytest.approx(val[key], abs=1.5e-3), key
+
+
+def _cls_config(data_root):
+    return f"""
+_base_ = ['mmpretrain::_base_/default_runtime.py']
+custom_imports = dict(imports=['mmsplitattn'], allow_failed_imports=False)
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='mmsplitattn.ResNeSt', depth=14, out_indices=(3,)),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(type='LinearClsHead', num_classes=3, in_channels=2048,
+              loss=dict(type='CrossEntropyLoss'), topk=(1, 2)))
+data_preprocessor = dict(num_classes=3, mean=[123.675, 116.28, 103.53],
+                         std=[58.395, 57.12, 57.375], to_rgb=True)
+pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=32),
+            dict(type='PackInputs')]
+train_dataloader = dict(
+    batch_size=4, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(type='CustomDataset', data_root='{data_root}', data_prefix='train',
+                 ann_file='meta/train.txt', pipeline=pipeline))
+val_dataloader = dict(
+    batch_size=4, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='CustomDataset', data_root='{data_root}', data_prefix='val',
+                 ann_file='meta/val.txt', pipeline=pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='Accuracy', topk=(1, 2))
+test_evaluator = val_evaluator
+optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9))
+train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=1)
+val_cfg = dict()
+test_cfg = dict()
+"""
+
+
+def test_classification_train_and_test(demo_root, tmp_path):
+    cfg = tmp_path / 'cls_demo.py'
+    cfg.write_text(_cls_config(str(demo_root / 'data' / 'demo' / 'imagenet')))
+    work = tmp_path / 'cls'
+    run_tool(['tools/train.py', str(cfg), '--work-dir', str(work)], cwd=tmp_path)
+    assert osp.isfile(work / 'epoch_1.pth')
+    proc = run_tool(['tools/test.py', str(cfg), str(work / 'epoch_1.pth'), '--out',
+                     str(tmp_path / 'cls.pkl'), '--work-dir', str(tmp_path / 'cls_test')],
+                    cwd=tmp_path)
+    out = _out(proc)
+    assert 'accuracy/top1' in out and 'accuracy/top2' in out
+    assert osp.isfile(tmp_path / 'cls.pkl')
