@@ -99,7 +99,6 @@ def build_cfg(args):
             cfg.test_evaluator['output_dir'] = args.out
             cfg.test_evaluator['keep_results'] = True
     add_custom_hook(cfg, 'mmsplitattn.CheckpointFitHook', allow_partial=args.allow_partial_load)
-    add_custom_hook(cfg, 'mmsplitattn.DataErrorHook')
     check_dataset_paths(cfg, ['test_dataloader'])
     if not args.skip_data_check:
         check_dataset_contents(cfg, ['test_dataloader'])

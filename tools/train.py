@@ -16,8 +16,8 @@ written atomically and never with non-finite values
 (``mmsplitattn.SafeCheckpointHook``); ``--resume`` skips a corrupt latest
 checkpoint for the newest good one; a checkpoint that does not fit the model
 is refused (``mmsplitattn.CheckpointFitHook``); a failing sample names its
-files (``mmsplitattn.DataErrorHook``); a timed-out collective names the rank
-that stopped.
+files (``mmsplitattn.engine.NamedErrorPipeline``); a timed-out collective names
+the rank that stopped.
 """
 import argparse
 import os
@@ -119,7 +119,6 @@ def build_cfg(args):
     # Generator states go into every checkpoint, so --resume reproduces the run.
     add_custom_hook(cfg, 'mmsplitattn.RNGStateHook')
     add_custom_hook(cfg, 'mmsplitattn.CheckpointFitHook', allow_partial=args.allow_partial_load)
-    add_custom_hook(cfg, 'mmsplitattn.DataErrorHook')
     if not args.no_nonfinite_check:
         add_custom_hook(cfg, 'mmsplitattn.NonFiniteCheckHook')
     use_safe_checkpoint_hook(cfg)

@@ -3,7 +3,7 @@
 import ast
 import os
 import os.path as osp
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 # default_scope -> the task name the tools use
 TASKS = {'mmdet': 'det', 'mmseg': 'seg', 'mmpretrain': 'cls'}
@@ -58,13 +58,6 @@ def load_config(path: str, launcher: str = 'none', cfg_options: Optional[dict] =
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
     return cfg, task
-
-
-def build_runner(cfg):
-    """MMEngine's Runner, or the config's own ``runner_type``."""
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-    return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
 
 
 def task_of(cfg, tasks: Sequence[str] = ('det', 'seg', 'cls')) -> str:

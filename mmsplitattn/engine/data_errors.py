@@ -1,9 +1,9 @@
-"""Name the file behind every failure of a data pipeline."""
+"""Name the file behind every failure of a data pipeline.
+
+The tools' Runner (:class:`mmsplitattn.runtime.ToolRunner`) wraps the
+pipeline of every dataset it builds, before any loader worker starts."""
 import os.path as osp
 
-from mmengine.hooks import Hook
-
-from mmsplitattn.registry import HOOKS
 
 
 class DataError(RuntimeError):
@@ -83,21 +83,3 @@ def wrap_pipelines(dataset) -> None:
     for child in [getattr(dataset, 'dataset', None)] + list(getattr(dataset, 'datasets', [])):
         if child is not None:
             wrap_pipelines(child)
-
-
-@HOOKS.register_module()
-class DataErrorHook(Hook):
-    """Wrap the train/val/test datasets' pipelines in :class:`NamedErrorPipeline`
-    before their loaders start workers. ``tools/train.py``/``tools/test.py``
-    add it."""
-
-    priority = 'VERY_HIGH'
-
-    def before_train(self, runner) -> None:
-        wrap_pipelines(runner.train_dataloader.dataset)
-
-    def before_val(self, runner) -> None:
-        wrap_pipelines(runner.val_loop.dataloader.dataset)
-
-    def before_test(self, runner) -> None:
-        wrap_pipelines(runner.test_loop.dataloader.dataset)
