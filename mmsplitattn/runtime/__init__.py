@@ -12,8 +12,9 @@ from .hooks import add_custom_hook, check_dataset_contents, use_safe_checkpoint_
 from .runner import ToolRunner, build_runner
 
 __all__ = ['TASKS', 'DatasetReport', 'DistributedTimeoutError', 'ToolRunner',
-           'adapt_cfg_to_device', 'add_custom_hook', 'build_runner', 'check_checkpoint', 'check_config_syntax',
-           'check_dataset_cfg', 'check_dataset_contents', 'check_dataset_paths',
-           'describe_timeout', 'find_resumable_checkpoint', 'init_cpu_process_group',
-           'is_collective_timeout', 'load_config', 'prepare_torch_load',
-           'run_reporting_timeouts', 'task_of', 'unwrap_model', 'use_safe_checkpoint_hook']
+           'adapt_cfg_to_device', 'add_custom_hook', 'build_runner', 'check_checkpoint',
+           'check_config_syntax', 'check_dataset_cfg', 'check_dataset_contents',
+           'check_dataset_paths', 'describe_timeout', 'find_resumable_checkpoint',
+           'init_cpu_process_group', 'is_collective_timeout', 'load_config',
+           'prepare_torch_load', 'run_reporting_timeouts', 'task_of', 'unwrap_model',
+           'use_safe_checkpoint_hook']

@@ -249,7 +249,8 @@ def check_image_folder(prefix, ann_file, report, num_classes=None, decode=False)
         classes = sorted(d for d in os.listdir(prefix) if osp.isdir(osp.join(prefix, d)))
         report.count('class folders', len(classes))
         for c in classes:
-            files = [p for p in _scan(osp.join(prefix, c), '') if p.lower().endswith(IMG_EXTENSIONS)]
+            files = [p for p in _scan(osp.join(prefix, c), '')
+                     if p.lower().endswith(IMG_EXTENSIONS)]
             if not files:
                 report.add('empty class folder', osp.join(prefix, c))
             samples += files
