@@ -214,6 +214,17 @@ def test_mim_train_and_test_from_the_installed_package(installed, demo_root, tmp
     assert 'coco/bbox_mAP' in test.stdout + test.stderr
 
 
+@pytest.mark.skipif(not mim_available(), reason='openmim is not installed (requirements/mim.txt)')
+def test_mim_search_reads_the_installed_model_index(installed, tmp_path):
+    mim = shutil.which('mim', path=osp.dirname(sys.executable))
+    out = run([mim, 'search', 'mmsplitattn', '--field', 'flops', 'parameters'],
+              cwd=str(tmp_path), env=env_with(installed)).stdout
+    listed = {line.split(':', 1)[1].strip() for line in out.splitlines()
+              if line.startswith('config id:')}
+    assert listed == {m['Name'] for _, _, m in MODELS}
+    assert f'parameters  {MODELS[0][2]["Metadata"]["Parameters"]}' in out
+
+
 # ---------------------------------------------------------------- model index
 
 
@@ -331,18 +342,57 @@ def test_listed_config_builds_with_the_listed_parameters(entry):
     assert tasks <= scope_tasks[cfg.default_scope], model_info['Name']
 
 
+def upstream_weight_groups():
+    """{(default_scope, backbone config as JSON): [names]} over the entries with Weights."""
+    from mmengine.config import Config
+    groups = {}
+    for _, _, model_info in MODELS:
+        if 'Weights' not in model_info:
+            continue
+        assert model_info['Weights'].startswith('https://download.openmmlab.com/'), model_info
+        cfg = Config.fromfile(osp.join(ROOT, model_info['Config']))
+        backbone = cfg.model.backbone.to_dict()
+        backbone.pop('init_cfg', None)
+        key = (cfg.default_scope, json.dumps(backbone, sort_keys=True))
+        groups.setdefault(key, []).append(model_info['Name'])
+    return groups
+
+
+def test_upstream_weights_fit_the_listed_configs():
+    """The Weights of the ResNeSt entries are mmdet's / mmseg's checkpoints (same
+    recipes, upstream's ResNeSt): their backbone state dicts load with strict=True."""
+    from mmdet.models.backbones import ResNeSt as MMDetResNeSt
+    from mmseg.models.backbones import ResNeSt as MMSegResNeSt
+
+    from mmsplitattn.models import ResNeSt
+    groups = upstream_weight_groups()
+    assert sum(len(names) for names in groups.values()) == 6
+    for (scope, backbone), names in groups.items():
+        kwargs = json.loads(backbone)
+        assert kwargs.pop('type') == 'mmsplitattn.ResNeSt', names
+        upstream = (MMDetResNeSt if scope == 'mmdet' else MMSegResNeSt)(**kwargs).state_dict()
+        ours = ResNeSt(**kwargs)
+        assert {k: v.shape for k, v in ours.state_dict().items()} == \
+            {k: v.shape for k, v in upstream.items()}, names
+        ours.load_state_dict(upstream, strict=True)
+
+
 # ---------------------------------------------------------------- python -m mmsplitattn
 
 
-def test_environment_report_says_whether_mmcv_has_cuda_ops():
+def test_environment_report_says_whether_mmcv_has_cuda_ops(capsys):
+    """`python -m mmsplitattn` (its main(), in this process: the imports are paid)."""
     from mmcv.ops import get_compiling_cuda_version
-    proc = run([sys.executable, '-m', 'mmsplitattn'], cwd=ROOT)
-    line = next(x for x in proc.stdout.splitlines() if x.strip().startswith('mmcv ops:'))
+
+    from mmsplitattn.__main__ import main
+    assert main() == 0
+    stdout = capsys.readouterr().out
+    line = next(x for x in stdout.splitlines() if x.strip().startswith('mmcv ops:'))
     if get_compiling_cuda_version() in ('', 'not available'):
         assert 'CPU only, no CUDA ops' in line
     else:
         assert f'CPU + CUDA {get_compiling_cuda_version()}' in line
-    assert 'ResNeSt' in next(x for x in proc.stdout.splitlines() if 'registered:' in x)
+    assert 'ResNeSt' in next(x for x in stdout.splitlines() if 'registered:' in x)
 
 
 def test_environment_report_warns_about_cpu_only_ops_on_a_gpu_machine():
