@@ -100,11 +100,12 @@ if __name__ == '__main__':
         # mmsplitattn/.mim/** (configs, tools, model-index.yml) through MANIFEST.in.
         include_package_data=True,
         python_requires='>=3.8',
-        # torch >= 2.4: torch.is_autocast_enabled(device_type) and
-        # torch.compiler.is_compiling() (mmsplitattn/models/layers).
+        # torch >= 2.0: torch.compile, Tensor.unflatten, torch.fx.wrap are the newest
+        # APIs mmsplitattn/ uses (tested with torch 2.14.1 only); the --dynamo ONNX
+        # export of tools/deployment needs torch >= 2.6 (torch.export.Dim.AUTO).
         # mmcv < 2.2: mmdet 3.3 and mmsegmentation 1.2 assert it at import.
         install_requires=[
-            'torch>=2.4',
+            'torch>=2.0',
             'torchvision',
             'mmengine>=0.10.0,<1.0',
             'mmcv>=2.0.0,<2.2.0',
