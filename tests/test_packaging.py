@@ -84,7 +84,9 @@ def installed(wheel, tmp_path_factory):
 
 
 def env_with(site):
-    env = dict(os.environ, PYTHONPATH=site + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    # single-threaded: these subprocesses are start-up bound, extra threads only contend
+    env = dict(os.environ, PYTHONPATH=site + os.pathsep + os.environ.get('PYTHONPATH', ''),
+               OMP_NUM_THREADS='1')
     env['PATH'] = osp.dirname(sys.executable) + os.pathsep + env.get('PATH', '')
     return env
 
