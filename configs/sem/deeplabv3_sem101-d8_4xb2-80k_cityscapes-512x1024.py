@@ -1,9 +1,21 @@
 # deeplabv3 on Cityscapes (512x1024, 80k, 4x2, mIoU) with a ResNet-101-V1c-D8
 # whose blocks carry a Switchable Excitation Module after bn3 of every bottleneck:
-# mmseg's ResNet-101-D8 recipe with our backbone; its ImageNet weights
-# (open-mmlab://resnet101_v1c) initialise all but the attention modules.
-_base_ = 'mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py'
+# mmseg's ResNet-101-D8 recipe with our backbone.
+#
+# Pre-training: no SEM-ResNet ImageNet weights were ever released; the
+# backbone starts from the checkpoint that `pretrain_config` writes (same
+# architecture, ./_base_/backbones.py; docs/pretraining.md) instead of
+# mmseg's open-mmlab://resnet101_v1c. The config builds without the file.
+_base_ = ['mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py',
+          './_base_/backbones.py']
 
 custom_imports = dict(imports=['mmsplitattn'], allow_failed_imports=False)
 
-model = dict(backbone=dict(type='mmsplitattn.SEMResNet', deep_stem=True))
+pretrain_config = 'configs/sem/sem-resnetv1c101_8xb32_in1k.py'
+pretrained_checkpoint = 'work_dirs/sem-resnetv1c101_8xb32_in1k/epoch_100.pth'
+
+model = dict(
+    pretrained=None,
+    backbone=dict(**_base_.sem_resnetv1c101,
+                  init_cfg=dict(type='Pretrained', checkpoint=pretrained_checkpoint,
+                                prefix='backbone.')))

@@ -175,14 +175,17 @@ def write_atomically(dst, writer):
     parent = osp.dirname(osp.abspath(dst))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix='.tmp-', dir=parent)
+    old = None
     try:
         writer(tmp)
-        if osp.exists(dst):
-            shutil.rmtree(dst)
+        if osp.exists(dst):  # two renames: readers of dst see it gone only between them
+            old = tempfile.mkdtemp(prefix='.old-', dir=parent)
+            os.replace(dst, osp.join(old, 'data'))
         os.replace(tmp, dst)
     finally:
-        if osp.exists(tmp):
-            shutil.rmtree(tmp)
+        for path in (tmp, old):
+            if path is not None and osp.exists(path):
+                shutil.rmtree(path)
 
 
 def make_demo_data(out: str = 'data/demo', seed: int = 0, coco_train: int = 240,
