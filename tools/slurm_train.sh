@@ -2,6 +2,8 @@
 # Training on a slurm cluster.
 #   [GPUS=8] [GPUS_PER_NODE=8] [CPUS_PER_TASK=5] [SRUN_ARGS=...] \
 #   bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [train.py args...]
+# Without CUDA, GPUS is the number of processes (gloo backend); MASTER_PORT
+# (default 29500) and MASTER_ADDR (default: the first host of the job) as MMEngine.
 set -euo pipefail
 if [[ $# -lt 4 ]]; then
     echo "usage: $0 PARTITION JOB_NAME CONFIG WORK_DIR [train.py args...]" >&2

@@ -9,6 +9,7 @@ from collections import deque
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook
+from mmengine.runner import Runner
 
 from mmsplitattn.registry import HOOKS
 
@@ -60,7 +61,8 @@ class SafeCheckpointHook(CheckpointHook):
     an infinity is refused with ``FloatingPointError`` before it is written.
 
     ``tools/train.py`` puts it in place of ``default_hooks.checkpoint``.
-    Remote ``out_dir`` backends are saved as MMEngine does.
+    Remote ``out_dir`` backends, MMEngine's FlexibleRunner and ``save_best``
+    checkpoints are saved as MMEngine does (the non-finite check applies).
     """
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
@@ -73,7 +75,8 @@ class SafeCheckpointHook(CheckpointHook):
                 'checkpoints are kept')
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
-        if not isinstance(self.file_backend, LocalBackend):
+        # FlexibleRunner (DeepSpeed/FSDP) saves collectively from every rank
+        if not isinstance(self.file_backend, LocalBackend) or not isinstance(runner, Runner):
             return super()._save_checkpoint_with_step(runner, step, meta)
         filename = self.filename_tmpl.format(step)
         path = osp.join(self.out_dir, filename)
