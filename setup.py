@@ -100,9 +100,10 @@ if __name__ == '__main__':
         # mmsplitattn/.mim/** (configs, tools, model-index.yml) through MANIFEST.in.
         include_package_data=True,
         python_requires='>=3.8',
-        # torch >= 2.0: torch.compile, Tensor.unflatten, torch.fx.wrap are the newest
-        # APIs mmsplitattn/ uses (tested with torch 2.14.1 only); the --dynamo ONNX
-        # export of tools/deployment needs torch >= 2.6 (torch.export.Dim.AUTO).
+        # torch >= 2.0: mmsplitattn/ uses nothing newer than Tensor.unflatten,
+        # torch.fx.wrap and torch.load(weights_only=); the benchmarks use
+        # torch.compile (2.0); the --dynamo ONNX export of tools/deployment needs
+        # torch >= 2.6 (torch.export.Dim.AUTO). Tested with torch 2.14.1 only.
         # mmcv < 2.2: mmdet 3.3 and mmsegmentation 1.2 assert it at import.
         install_requires=[
             'torch>=2.0',
