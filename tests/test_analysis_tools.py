@@ -1,7 +1,6 @@
 """tools/analysis_tools on small inputs (behaviour, not timings)."""
 import json
 import os.path as osp
-import subprocess
 import sys
 
 import pytest

@@ -18,7 +18,8 @@ BACKBONES = {
     'resnest-grouped': lambda **kw: ResNeSt(14, groups=2, base_width=32, radix=4, **kw),
     'sem': lambda **kw: SEMResNet(14, **kw),
     'spanet': lambda **kw: SPANetResNet(14, **kw),
-    'acmix': lambda **kw: ACmixResNet(26, **kw),
+    # a 3x3 attention window: the same graph as 7x7's, with 9 offsets instead of 49
+    'acmix': lambda **kw: ACmixResNet(26, attention_cfg=dict(kernel_att=3), **kw),
 }
 NAMES = list(BACKBONES)
 
@@ -27,7 +28,6 @@ def build(name, **kwargs):
     """The backbone with non-trivial weights and BN statistics, in eval mode."""
     torch.manual_seed(0)
     model = BACKBONES[name](**kwargs)
-    model.init_weights()
     randomize_norms(model)
     for m in model.modules():  # zero_init_residual would hide the blocks
         if isinstance(m, _BatchNorm):
@@ -43,6 +43,10 @@ def assert_close_rel(actual, expected, rel, what=''):
         assert a.shape == e.shape, (what, i, a.shape, e.shape)
         err = ((a - e).abs().max() / e.abs().max().clamp(min=1e-6)).item()
         assert err <= rel, f'{what} output {i}: relative error {err:.2e} > {rel:.0e}'
+
+
+def _outputs(out):
+    return out if isinstance(out, (tuple, list)) else [out]
 
 
 def run_onnx(data, inputs):
@@ -70,9 +74,19 @@ def test_onnx_legacy_export_runs_in_onnxruntime_at_two_sizes(name, grad):
         assert_close_rel(got, want, 1e-4, f'{name} at {tuple(x.shape)}')
 
 
-@pytest.mark.parametrize('name', ['resnest', 'sem', 'spanet', 'acmix'])
+def _dynamo_exportable(name):
+    """Two stages (the dynamo exporter's time grows with every block); for
+    ACmix one module, whose graph is what ACmix-ResNet adds to a ResNet."""
+    if name == 'acmix-module':
+        from mmsplitattn.models import ACmix
+        torch.manual_seed(0)
+        return ACmix(3, 16, kernel_att=3, head=4, stride=2).eval()
+    return build(name, num_stages=2)
+
+
+@pytest.mark.parametrize('name', ['resnest', 'sem', 'spanet', 'acmix-module'])
 def test_onnx_dynamo_export_runs_in_onnxruntime_at_two_sizes(name, tmp_path):
-    model = build(name)
+    model = _dynamo_exportable(name)
     batch, height, width = torch.export.Dim('batch', max=64), torch.export.Dim.AUTO, \
         torch.export.Dim.AUTO
     program = torch.onnx.export(model, (SIZES[0], ), dynamo=True,
@@ -82,7 +96,7 @@ def test_onnx_dynamo_export_runs_in_onnxruntime_at_two_sizes(name, tmp_path):
     with torch.no_grad():
         expected = [model(x) for x in SIZES]
     for got, want, x in zip(run_onnx(str(path), SIZES), expected, SIZES):
-        assert_close_rel(got, want, 1e-4, f'{name} at {tuple(x.shape)}')
+        assert_close_rel(got, _outputs(want), 1e-4, f'{name} at {tuple(x.shape)}')
 
 
 @pytest.mark.parametrize('name', NAMES)
@@ -244,7 +258,8 @@ def test_resnest_dcn_matches_mmdet():
     kwargs = dict(depth=50, dcn=dict(type='DCN', deform_groups=1, fallback_on_stride=False),
                   stage_with_dcn=(False, True, True, True), out_indices=(0, 1, 2, 3))
     torch.manual_seed(0)
-    peer = MMDetResNeSt(**kwargs).eval()
+    peer = MMDetResNeSt(**kwargs)
+    peer.eval()  # mmdet's train() returns None
     randomize_norms(peer)
     ours = ResNeSt(**kwargs).eval()
     ours.load_state_dict(peer.state_dict(), strict=True)
@@ -254,7 +269,7 @@ def test_resnest_dcn_matches_mmdet():
         if isinstance(m, DeformConv2dPack):
             m.conv_offset.weight.data.normal_(0, 0.01)
     peer.load_state_dict(ours.state_dict())
-    x = torch.randn(1, 3, 64, 64)
+    x = torch.randn(1, 3, 96, 96)  # mmcv's deformable conv wants maps >= its kernel
     with torch.no_grad():
         assert_close_rel(ours(x), peer(x), 1e-5, 'dcn')
 
@@ -263,3 +278,37 @@ def test_acmix_rejects_dcn_with_a_clear_error():
     with pytest.raises(ValueError, match='dcn must be None for ACmixResNet'):
         ACmixResNet(26, dcn=dict(type='DCN', deform_groups=1),
                     stage_with_dcn=(False, True, True, True))
+
+
+def _peer_arguments():
+    """{argument: default} over the arguments of mmdet's and mmseg's ResNet
+    and ResNeSt (the same name with another default counts twice)."""
+    import inspect
+
+    from mmdet.models.backbones import ResNeSt as MMDetResNeSt
+    from mmseg.models.backbones import ResNeSt as MMSegResNeSt
+    cases = {}
+    for peer in (MMDetResNeSt, MMSegResNeSt):
+        for cls in peer.__mro__:
+            if cls.__module__.startswith(('mmdet.', 'mmseg.')):
+                for p in inspect.signature(cls.__init__).parameters.values():
+                    if p.name not in ('self', 'depth', 'kwargs') and \
+                            p.default is not inspect.Parameter.empty:
+                        cases[f'{p.name}={p.default!r}'] = (p.name, p.default)
+    return cases
+
+
+PEER_ARGUMENTS = _peer_arguments()
+RESNEST_ONLY = {'groups', 'base_width', 'radix', 'reduction_factor', 'avg_down_stride'}
+
+
+@pytest.mark.parametrize('case', sorted(PEER_ARGUMENTS))
+def test_every_argument_of_the_upstream_resnets_is_taken(case):
+    """Each argument of mmdet's/mmseg's ResNet and ResNeSt (their
+    superclasses included) works with the peer's default, for every backbone
+    it applies to (the split-attention ones for ResNeSt only)."""
+    argument, default = PEER_ARGUMENTS[case]
+    names = ['resnest'] if argument in RESNEST_ONLY else ['resnest', 'sem', 'spanet', 'acmix']
+    for name in names:
+        model = BACKBONES[name](**{argument: default})
+        assert len(model.res_layers) == 4

@@ -101,7 +101,9 @@ def prepare(name, args, with_cp=False):
 def fused(model):
     """A copy of ``model`` with its BNs folded into the convolutions."""
     from mmcv.cnn import fuse_conv_bn
-    return fuse_conv_bn(copy.deepcopy(model).eval())
+    model = copy.deepcopy(model)
+    model.eval()  # mmdet's ResNets' train() returns None
+    return fuse_conv_bn(model)
 
 
 def _sync(device):

@@ -1,6 +1,6 @@
 """ACmix (Pan et al., CVPR 2022): a shared 1x1 projection feeding both a
 local self-attention and a shift-kernel convolution, mixed by learnt rates."""
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -10,23 +10,40 @@ from mmsplitattn.registry import MODELS
 from ..checks import check_divisible, check_int
 
 
-def position_grid(h: int, w: int, like: torch.Tensor) -> torch.Tensor:
-    """(1, 2, h, w): linspace(-1, 1) along w, then along h, on ``like``'s device."""
-    loc_w = torch.linspace(-1.0, 1.0, w, device=like.device, dtype=like.dtype)
-    loc_h = torch.linspace(-1.0, 1.0, h, device=like.device, dtype=like.dtype)
-    return torch.stack([loc_w.expand(h, w), loc_h[:, None].expand(h, w)])[None]
+def _positions(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """0, 1, ..., n - 1 (float32) along dim -2 or -1 of ``x``, shaped (n, 1)
+    or (1, n). Made from ``x`` itself rather than from its size, so traced
+    and exported graphs stay valid at every input size."""
+    plane = x[(0, ) * (x.dim() - 2)]                              # (H, W)
+    line = plane[:, :1] if dim == -2 else plane[:1]
+    return torch.ones_like(line, dtype=torch.float32).cumsum(dim) - 1
 
 
-def _reflect_index(n: int, pad: int, device: torch.device) -> torch.Tensor:
-    """Indices into a length-``n`` axis that reflect-pad it by ``pad`` on
-    both sides, (n + 2 * pad,): ``-1 -> 1``, ``n -> n - 2``, repeating when
-    ``pad >= n``; all zeros when ``n == 1``. Written with tensor operations
-    only, so traced and exported graphs stay valid for every size."""
-    positions = torch.arange(n, device=device)
-    last = positions[-1:]                          # n - 1, as a (1,) tensor
+def position_grid(x: torch.Tensor) -> torch.Tensor:
+    """(1, 2, H, W) for x (..., H, W): linspace(-1, 1, W) along w, then
+    linspace(-1, 1, H) along h, in x's dtype and on x's device."""
+    ys, xs = _positions(x, -2), _positions(x, -1)                  # (H, 1), (1, W)
+    loc_h = ys / ys[-1:].clamp(min=1) * 2 - 1
+    loc_w = xs / xs[:, -1:].clamp(min=1) * 2 - 1
+    grid = loc_w * torch.ones_like(loc_h), loc_h * torch.ones_like(loc_w)
+    return torch.stack(grid)[None].to(x.dtype)
+
+
+def _reflect_index(positions: torch.Tensor, pad: int) -> torch.Tensor:
+    """Indices (n + 2 * pad,) into an axis of positions 0..n-1 that
+    reflect-pad it by ``pad`` on both sides: ``-1 -> 1``, ``n -> n - 2``,
+    repeating when ``pad >= n``, all zeros when ``n == 1``."""
+    positions = positions.flatten().long()
+    last = positions[-1:]                                          # n - 1, shape (1,)
     period = (2 * last).clamp(min=1)
-    i = (torch.arange(n + 2 * pad, device=device) - pad).remainder(period)
+    outside = torch.arange(1, pad + 1, device=positions.device)
+    i = torch.cat([-outside.flip(0), positions, last + outside]).remainder(period)
     return torch.where(i <= last, i, period - i)
+
+
+def reflect_indices(x: torch.Tensor, pad: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(rows, cols) indices that reflect-pad the last two dims of x by ``pad``."""
+    return (_reflect_index(_positions(x, -2), pad), _reflect_index(_positions(x, -1), pad))
 
 
 def reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
@@ -35,8 +52,8 @@ def reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
     Same as ``F.pad(x, [pad] * 4, mode='reflect')`` where that works
     (pad < size); beyond it the reflection repeats, so tiny maps pad too.
     """
-    x = x.index_select(-2, _reflect_index(x.size(-2), pad, x.device))
-    return x.index_select(-1, _reflect_index(x.size(-1), pad, x.device))
+    rows, cols = reflect_indices(x, pad)
+    return x.index_select(-2, rows).index_select(-1, cols)
 
 
 @MODELS.register_module()
@@ -115,21 +132,24 @@ class ACmix(BaseModule):
 
     def attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Local window attention. q, k, v (B, C, H, W) -> (B, C, H', W')."""
-        h, w = q.size(2), q.size(3)
         s, dil, ka = self.stride, self.dilation, self.kernel_att
-        pe = self.conv_p(position_grid(h, w, q))                   # (1, d, H, W)
-        heads = (-1, self.head_dim, h, w)                          # (B*N, d, H, W)
-        qa = q.reshape(heads)[..., ::s, ::s] * self.head_dim ** -0.5  # (B*N, d, H', W')
-        ho, wo = qa.size(2), qa.size(3)
         pad = dil * (ka - 1) // 2
-        kp = reflect_pad(k.reshape(heads), pad)
-        vp = reflect_pad(v.reshape(heads), pad)
-        pep = reflect_pad(pe, pad)
 
-        def window(t, j):  # strided view of offset j of every window
+        def heads(t):  # (B, C, H, W) -> (B*N, d, H, W)
+            return t.unflatten(1, (self.head, self.head_dim)).flatten(0, 1)
+
+        def window(t, j):  # strided view of offset j of every window of padded t
             oy, ox = (j // ka) * dil, (j % ka) * dil
-            return t[..., oy:oy + (ho - 1) * s + 1:s, ox:ox + (wo - 1) * s + 1:s]
+            return t[..., oy:(oy - 2 * pad) or None:s, ox:(ox - 2 * pad) or None:s]
 
+        rows, cols = reflect_indices(q, pad)  # taken from q: exported graphs stay dynamic
+
+        def padded(t):  # (..., H, W) -> (..., H + 2p, W + 2p), reflection padding
+            return t.index_select(-2, rows).index_select(-1, cols)
+
+        qa = heads(q)[..., ::s, ::s] * self.head_dim ** -0.5       # (B*N, d, H', W')
+        kp, vp = padded(heads(k)), padded(heads(v))                # (B*N, d, H+2p, W+2p)
+        pep = padded(self.conv_p(position_grid(q)))                # (1, d, H+2p, W+2p)
         # q . pe_q is the same for every offset of a window: softmax drops it.
         logits = torch.stack([(qa * window(kp, j)).sum(1) - (qa * window(pep, j)).sum(1)
                               for j in range(ka * ka)], 1)         # (B*N, K*K, H', W')
@@ -138,17 +158,19 @@ class ACmix(BaseModule):
             self.last_attention = att.detach().unflatten(0, (-1, self.head))
         out = att[:, :1] * window(vp, 0)
         for j in range(1, ka * ka):
-            out = out.addcmul_(att[:, j:j + 1], window(vp, j))
-        return out.reshape(-1, self.out_channels, ho, wo)
+            out = out.addcmul_(att[:, j:j + 1], window(vp, j))   # (B*N, d, H', W')
+        return out.unflatten(0, (-1, self.head)).flatten(1, 2)
 
     def convolution(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Shift-kernel convolution path. q, k, v (B, C, H, W) -> (B, C, H', W')."""
-        h, w = q.size(2), q.size(3)
-        qkv = torch.cat([t.reshape(-1, self.head, self.head_dim, h * w)
-                         for t in (q, k, v)], 1)                   # (B, 3N, d, HW)
-        f = self.fc(qkv)                                           # (B, kc^2, d, HW)
-        f = f.transpose(1, 2).reshape(-1, self.head_dim * self.kernel_conv ** 2, h, w)
-        return self.dep_conv(f)                                    # (B, C, H', W')
+        """Shift-kernel convolution path. q, k, v (B, C, H, W) -> (B, C, H', W').
+
+        ``fc`` mixes the 3N q/k/v heads of each of the d channels of each
+        position: a 1x1 convolution over (B, 3N, d*H, W).
+        """
+        qkv = torch.cat([t.unflatten(1, (self.head, self.head_dim)).flatten(2, 3)
+                         for t in (q, k, v)], 1)                   # (B, 3N, d*H, W)
+        f = self.fc(qkv).unflatten(2, (self.head_dim, -1))         # (B, kc^2, d, H, W)
+        return self.dep_conv(f.transpose(1, 2).flatten(1, 2))      # (B, C, H', W')
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self.conv1(x), self.conv2(x), self.conv3(x)

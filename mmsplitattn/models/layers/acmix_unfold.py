@@ -8,7 +8,6 @@ official code it needs H and W divisible by the stride."""
 import torch
 import torch.nn.functional as F
 
-from .acmix import position_grid
 
 
 def acmix_unfold_forward(m, x):
@@ -21,7 +20,9 @@ def acmix_unfold_forward(m, x):
                          f'stride, got {(h, w)} and stride {s}')
     q, k, v = m.conv1(x), m.conv2(x), m.conv3(x)
     ho, wo = h // s, w // s
-    pe = m.conv_p(position_grid(h, w, x))
+    loc_w = torch.linspace(-1.0, 1.0, w).expand(h, w)
+    loc_h = torch.linspace(-1.0, 1.0, h)[:, None].expand(h, w)
+    pe = m.conv_p(torch.stack([loc_w, loc_h])[None].to(x))
     q_att = q.view(b * n, d, h, w) * d ** -0.5
     q_pe = pe
     if s > 1:

@@ -30,9 +30,8 @@ class RSoftmax(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.radix == 1:
             return torch.sigmoid(x)
-        b = x.size(0)
-        x = x.reshape(b, self.groups, self.radix, -1).softmax(2)   # (B, K, R, C/K)
-        return x.transpose(1, 2).reshape(b, -1, 1, 1)              # (B, R*C, 1, 1)
+        x = x.unflatten(1, (self.groups, self.radix, -1)).softmax(2)  # (B, K, R, C/K, 1, 1)
+        return x.transpose(1, 2).flatten(1, 3)                     # (B, R*C, 1, 1)
 
 
 @MODELS.register_module()
