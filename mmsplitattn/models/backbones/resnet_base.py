@@ -81,9 +81,9 @@ class ResNetBase(ResNet):
     styles = ('pytorch', 'caffe')
 
     def __init__(self, depth: int, block_kwargs: Optional[dict] = None, **kwargs):
-        # per-stage defaults follow num_stages (mmseg's are fixed 4-tuples)
         if 'stem_channels' in kwargs and kwargs['stem_channels'] is None:  # mmdet's default
             kwargs['stem_channels'] = kwargs.get('base_channels', 64)
+        # per-stage defaults follow num_stages (mmseg's are fixed 4-tuples)
         num_stages = kwargs.get('num_stages', 4)
         if num_stages in (1, 2, 3, 4):
             for name, default in (('strides', (1, 2, 2, 2)), ('dilations', (1, 1, 1, 1)),
