@@ -31,6 +31,17 @@ def run_tool(args, cwd, env=None, timeout=900, check=True):
     return proc
 
 
+
+def logged_scalars(work_dir):
+    """Every row of the scalars.json logs MMEngine wrote under ``work_dir``."""
+    import glob
+    import json
+    rows = []
+    for path in glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')):
+        with open(path) as f:
+            rows += [json.loads(line) for line in f]
+    return rows
+
 def randomize_norms(model):
     """Give every BN non-trivial statistics so equivalence tests mean something."""
     g = torch.Generator().manual_seed(1)

@@ -17,7 +17,7 @@ import time
 import pytest
 import torch
 
-from conftest import DET_CFG, ROOT, SEG_CFG, free_port, run_tool
+from conftest import DET_CFG, ROOT, SEG_CFG, free_port, logged_scalars, run_tool
 
 SEM_CFG = osp.join(ROOT, 'configs', 'demo', 'maskrcnn_sem_demo.py')
 # 2 images of 64x64, batch 2: one iteration an epoch, no validation.
@@ -29,14 +29,6 @@ TINY = ['train_dataloader.dataset.indices=2', 'train_dataloader.batch_size=2',
 
 def _out(proc):
     return proc.stdout + proc.stderr
-
-
-def _scalars(work_dir):
-    rows = []
-    for path in glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')):
-        with open(path) as f:
-            rows += [json.loads(line) for line in f]
-    return rows
 
 
 def _finite(path):
@@ -400,7 +392,7 @@ def test_slurm_train_and_test(det_run, demo_root, slurm_shims, monkeypatch):
 # (issue 10) fused inference, (issue 12) classification through the tools ------
 
 def test_fuse_conv_bn_gives_the_same_metrics(det_run, demo_root):
-    val = [r for r in _scalars(det_run) if 'coco/bbox_mAP' in r][-1]
+    val = [r for r in logged_scalars(det_run) if 'coco/bbox_mAP' in r][-1]
     proc = run_tool(['tools/test.py', DET_CFG, str(det_run / 'epoch_2.pth'), '--fuse-conv-bn',
                      '--work-dir', str(demo_root / 'fused')], cwd=demo_root)
     out = _out(proc)

@@ -1,6 +1,5 @@
 """The tools for real on the demo data: train, test, resume, distributed, errors."""
 import glob
-import json
 import os.path as osp
 import subprocess
 import sys
@@ -8,19 +7,11 @@ import sys
 import pytest
 import torch
 
-from conftest import DET_CFG, DET_QUICK, ROOT, SEG_CFG, free_port, run_tool
+from conftest import DET_CFG, DET_QUICK, ROOT, SEG_CFG, free_port, logged_scalars, run_tool
 
 SEG_QUICK = ['train_cfg.max_iters=4', 'train_cfg.val_interval=4', 'train_dataloader.batch_size=2',
              'train_dataloader.persistent_workers=False', 'val_dataloader.persistent_workers=False',
              'default_hooks.checkpoint.interval=4']
-
-
-def _scalars(work_dir):
-    rows = []
-    for path in glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')):
-        with open(path) as f:
-            rows += [json.loads(line) for line in f]
-    return rows
 
 
 def _state(path):
@@ -29,7 +20,7 @@ def _state(path):
 
 def test_detection_train_and_test(det_run, demo_root):
     assert osp.isfile(det_run / 'epoch_2.pth')
-    val = [r for r in _scalars(det_run) if 'coco/bbox_mAP' in r]
+    val = [r for r in logged_scalars(det_run) if 'coco/bbox_mAP' in r]
     assert val and 'coco/segm_mAP' in val[-1]
     proc = run_tool(['tools/test.py', DET_CFG, str(det_run / 'epoch_2.pth'), '--work-dir',
                      str(demo_root / 'det_test'), '--show-dir', str(demo_root / 'det_vis'),
@@ -62,7 +53,7 @@ def test_segmentation_train_and_test(demo_root):
     work = demo_root / 'seg'
     run_tool(['tools/train.py', SEG_CFG, '--work-dir', str(work), '--cfg-options', *SEG_QUICK],
              cwd=demo_root)
-    assert any('mIoU' in r for r in _scalars(work))
+    assert any('mIoU' in r for r in logged_scalars(work))
     proc = run_tool(['tools/test.py', SEG_CFG, str(work / 'iter_4.pth'), '--work-dir',
                      str(demo_root / 'seg_test')], cwd=demo_root)
     assert 'mIoU' in proc.stdout + proc.stderr
@@ -78,7 +69,7 @@ def test_dist_train_two_cpu_processes(demo_root):
     assert 'GPU number: 2' in out  # MMEngine's name for the world size
     assert 'Epoch(train) [1][2/2]' in out  # 8 images / (2 processes x 2 images)
     assert osp.isfile(work / 'epoch_1.pth')
-    assert any('coco/bbox_mAP' in r for r in _scalars(work))
+    assert any('coco/bbox_mAP' in r for r in logged_scalars(work))
 
 
 def test_dist_test_two_cpu_processes(det_run, demo_root):
@@ -126,7 +117,7 @@ def test_attention_backbones_train_and_evaluate(demo_root, backbone):
     run_tool(['tools/train.py', cfg, '--work-dir', str(work), '--cfg-options',
               'train_cfg.max_epochs=1', 'train_cfg.val_interval=1', *DET_QUICK], cwd=demo_root)
     assert osp.isfile(work / 'epoch_1.pth')
-    assert any('coco/segm_mAP' in r for r in _scalars(work))
+    assert any('coco/segm_mAP' in r for r in logged_scalars(work))
 
 
 def test_amp_training(demo_root):
@@ -139,4 +130,4 @@ def test_amp_training(demo_root):
     expected = 'AmpOptimWrapper' if torch.cuda.is_available() else 'CPUAmpOptimWrapper'
     assert expected in proc.stdout + proc.stderr
     assert osp.isfile(work / 'epoch_1.pth')
-    assert any('coco/bbox_mAP' in r for r in _scalars(work))
+    assert any('coco/bbox_mAP' in r for r in logged_scalars(work))
