@@ -42,18 +42,11 @@ def _reflect_index(positions: torch.Tensor, pad: int) -> torch.Tensor:
 
 
 def reflect_indices(x: torch.Tensor, pad: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(rows, cols) indices that reflect-pad the last two dims of x by ``pad``."""
+    """(rows, cols) indices that reflect-pad the last two dims of x by ``pad``
+    (``x.index_select(-2, rows).index_select(-1, cols)``): the same as
+    ``F.pad(x, [pad] * 4, mode='reflect')`` where that works (pad < size);
+    beyond it the reflection repeats, so maps smaller than the window pad too."""
     return (_reflect_index(_positions(x, -2), pad), _reflect_index(_positions(x, -1), pad))
-
-
-def reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
-    """Reflection padding of the last two dims by ``pad``, for any size.
-
-    Same as ``F.pad(x, [pad] * 4, mode='reflect')`` where that works
-    (pad < size); beyond it the reflection repeats, so tiny maps pad too.
-    """
-    rows, cols = reflect_indices(x, pad)
-    return x.index_select(-2, rows).index_select(-1, cols)
 
 
 @MODELS.register_module()
