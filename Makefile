@@ -10,6 +10,8 @@ BACKBONE ?= resnest
 DEMO_CFG := configs/demo/maskrcnn_$(BACKBONE)_demo.py
 DEMO_DIR := work_dirs/demo_maskrcnn_$(BACKBONE)
 PYTEST_ARGS ?=
+# pytest-xdist workers for make test (each runs torch on one thread); 0 runs in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: setup test demo demo-config demo-data demo-seg demo-pretrain
 
@@ -17,7 +19,7 @@ setup:
 	@MMSPLITATTN_VENV=$(VENV) bash tools/setup_env.sh
 
 test: setup
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 demo-data: setup
 	$(PY) tools/misc/make_demo_data.py --out data/demo

@@ -124,8 +124,8 @@ if __name__ == '__main__':
             'deploy': ['onnx', 'onnxscript', 'onnxruntime'],
             # openmim is left out on purpose: its dependency openxlab pins
             # setuptools~=60.2; `pip install --no-deps openmim` (docs/install.md).
-            'tests': ['pytest', 'timm>=0.9', 'cityscapesscripts', 'matplotlib',
-                      'onnx', 'onnxscript', 'onnxruntime'],
+            'tests': ['pytest', 'pytest-xdist', 'filelock', 'timm>=0.9', 'cityscapesscripts',
+                      'matplotlib', 'onnx', 'onnxscript', 'onnxruntime'],
         },
         classifiers=[
             'Development Status :: 4 - Beta',

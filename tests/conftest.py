@@ -1,16 +1,48 @@
 import os
 import os.path as osp
+import shutil
 import socket
 import subprocess
 import sys
 
-import pytest
-import torch
-from torch.nn.modules.batchnorm import _BatchNorm
+# Under pytest-xdist (`make test` runs two workers), each worker and the tools it
+# starts use one thread, so the workers do not oversubscribe the cores.
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    os.environ['OMP_NUM_THREADS'] = '1'
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from filelock import FileLock  # noqa: E402
+from torch.nn.modules.batchnorm import _BatchNorm  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # Tools started by the tests load MMEngine checkpoints with torch >= 2.6.
 os.environ.setdefault('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    torch.set_num_threads(1)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'xdist_group(name): tests that share module fixtures run on one '
+        'pytest-xdist worker (make test uses --dist loadgroup)')
+
+
+def shared_dir(tmp_path_factory, name, make):
+    """``<basetemp>/name``, filled by ``make(path)`` once per test session: with
+    pytest-xdist the workers share it (the first one makes it under a file lock,
+    the others wait for it), so an expensive fixture is not built per worker."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        base = base.parent  # the run's directory, above the per-worker ones
+    path = base / name
+    with FileLock(str(path) + '.lock'):
+        if not (path / '.complete').exists():
+            shutil.rmtree(path, ignore_errors=True)
+            path.mkdir()
+            make(path)
+            (path / '.complete').touch()
+    return path
 
 
 def run_tool(args, cwd, env=None, timeout=900, check=True):
@@ -31,7 +63,6 @@ def run_tool(args, cwd, env=None, timeout=900, check=True):
     return proc
 
 
-
 def logged_scalars(work_dir):
     """Every row of the scalars.json logs MMEngine wrote under ``work_dir``."""
     import glob
@@ -41,6 +72,7 @@ def logged_scalars(work_dir):
         with open(path) as f:
             rows += [json.loads(line) for line in f]
     return rows
+
 
 def randomize_norms(model):
     """Give every BN non-trivial statistics so equivalence tests mean something."""
@@ -65,10 +97,9 @@ def demo_root(tmp_path_factory):
     """A working directory holding data/demo/{coco,cityscapes,imagenet} (small)."""
     sys.path.insert(0, osp.join(ROOT, 'tools', 'misc'))
     from make_demo_data import make_demo_data
-    root = tmp_path_factory.mktemp('demo')
-    make_demo_data(str(root / 'data' / 'demo'), seed=0, coco_train=16, coco_val=8,
-                   city_train=8, city_val=4, cls_train=12, cls_val=6)
-    return root
+    return shared_dir(tmp_path_factory, 'demo', lambda root: make_demo_data(
+        str(root / 'data' / 'demo'), seed=0, coco_train=16, coco_val=8, city_train=8,
+        city_val=4, cls_train=12, cls_val=6))
 
 
 DET_CFG = osp.join(ROOT, 'configs', 'demo', 'maskrcnn_resnest_demo.py')
@@ -80,12 +111,11 @@ DET_QUICK = ['train_dataloader.dataset.indices=8', 'train_dataloader.batch_size=
 
 
 @pytest.fixture(scope='session')
-def det_run(demo_root):
+def det_run(demo_root, tmp_path_factory):
     """Two epochs of the detection demo (epoch_1.pth, epoch_2.pth, validated)."""
-    work = demo_root / 'det_full'
-    run_tool(['tools/train.py', DET_CFG, '--work-dir', str(work), '--cfg-options',
-              'train_cfg.max_epochs=2', 'train_cfg.val_interval=2', *DET_QUICK], cwd=demo_root)
-    return work
+    return shared_dir(tmp_path_factory, 'det_full', lambda work: run_tool(
+        ['tools/train.py', DET_CFG, '--work-dir', str(work), '--cfg-options',
+         'train_cfg.max_epochs=2', 'train_cfg.val_interval=2', *DET_QUICK], cwd=demo_root))
 
 
 @pytest.fixture

@@ -18,6 +18,9 @@ import yaml
 
 from conftest import ROOT
 
+# The wheel is built and installed once (module fixtures): one xdist worker runs them all.
+pytestmark = pytest.mark.xdist_group('packaging')
+
 PIP = [sys.executable, '-m', 'pip', '--disable-pip-version-check']
 
 # Configs under configs/ that are deliberately not in the model zoo.

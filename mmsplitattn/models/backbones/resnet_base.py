@@ -108,9 +108,9 @@ class ResNetBase(ResNet):
             if value is not None and len(value) != num_stages:
                 raise ValueError(f'{name} must have num_stages={num_stages} '
                                  f'entries, got {tuple(value)}')
-            if name != 'stage_with_dcn':
-                for v in value or ():
-                    check_int(f'every entry of {name}', v)
+        for name in ('strides', 'dilations'):
+            for v in kwargs.get(name) or ():
+                check_int(f'every entry of {name}', v)
         for i in kwargs.get('out_indices', (0, 1, 2, 3)):
             if not 0 <= i < num_stages:
                 raise ValueError(f'out_indices must be in [0, {num_stages - 1}]'
