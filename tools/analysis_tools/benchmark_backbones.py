@@ -4,7 +4,7 @@ to a baseline.
 
     python tools/analysis_tools/benchmark_backbones.py
         [--models ours-resnest50 mmdet-resnest50 mmdet-resnetv1d50 timm-resnest50d]
-        [--baseline mmdet-resnest50] [--batch 2] [--size 224] [--rounds 5]
+        [--baseline mmdet-resnest50] [--batch 2] [--size 224] [--rounds 6]
         [--device cpu|cuda] [--channels-last] [--compile] [--json FILE]
 
 Every model is measured in each of the set-ups users run, the peer with its
@@ -19,13 +19,16 @@ own equivalent switched on:
 * ``peak`` / ``peak_cp``: peak memory of those training steps.
 
 Every model lives in a process of its own (as in training, where a process
-runs one model), so no model inherits another's heap. Times are medians over
-rounds; in each round every model runs once, in turn, so machine noise falls
-on all of them alike. Peak memory is measured in a fresh process per model:
-peak RSS above the level once the model and input exist
-(``mmsplitattn.profiling.PeakMemory``; the CUDA allocator's peak on GPU),
-with glibc serving each allocation of 64 KiB or more from its own mapping so
-that RSS tracks live tensors.
+runs one model), so no model inherits another's heap, and each round starts
+new processes, since the same model's CPU times differ from one process to
+the next (docs/performance.md). Times are medians over rounds (so over
+processes); in each round every model runs once per set-up, in turn, after a
+pause, and the models take turns at going first (on CPU the slot alone moves
+the times), so machine noise falls on all of them alike. Peak memory is
+measured in a fresh process per model: peak RSS above the level once the
+model and input exist (``mmsplitattn.profiling.PeakMemory``; the CUDA
+allocator's peak on GPU), with glibc serving each allocation of 64 KiB or
+more from its own mapping so that RSS tracks live tensors.
 """
 import argparse
 import copy
@@ -78,6 +81,7 @@ MODELS = {
     'ours-acmix50': lambda **kw: _ours('ACmixResNet', 50, **kw),
 }
 PHASES = ('infer', 'fused', 'train', 'train_cp')
+PAUSE = 0.5  # seconds between two timed runs
 
 
 def prepare(name, args, with_cp=False):
@@ -206,21 +210,33 @@ class _Worker:
         self.proc.wait()
 
 
-def benchmark(args):
+def timing_round(order, args, runs):
+    """One round: a fresh worker process per model, every phase once per model
+    in ``order``, each run after a pause in which the previous one's threads
+    go idle. Fresh processes each round: a process's heap layout moves the
+    CPU step times of everything it runs."""
     workers = {}
     try:
-        for name in args.models:
-            print(f'building {name} ...', flush=True)
+        for name in order:
             workers[name] = _Worker(name, args)
-        runs = {n: {phase: [] for phase in PHASES} for n in args.models}
-        for r in range(args.rounds):
-            print(f'round {r + 1}/{args.rounds}', flush=True)
-            for phase in PHASES:
-                for name, worker in workers.items():
-                    runs[name][phase].append(worker.run(phase)['seconds'])
+        for phase in PHASES:
+            for name, worker in workers.items():
+                time.sleep(PAUSE)
+                runs[name][phase].append(worker.run(phase)['seconds'])
     finally:
         for worker in workers.values():
             worker.close()
+
+
+def benchmark(args):
+    runs = {n: {phase: [] for phase in PHASES} for n in args.models}
+    for r in range(args.rounds):
+        # the models take turns at going first: on CPU the slot in the round
+        # alone moves a model's times (docs/performance.md)
+        shift = r % len(args.models)
+        order = args.models[shift:] + args.models[:shift]
+        print(f'round {r + 1}/{args.rounds}: {", ".join(order)} ...', flush=True)
+        timing_round(order, args, runs)
     result = {}
     for name in args.models:
         print(f'peak memory of {name} ...', flush=True)
@@ -244,7 +260,8 @@ def main(argv=None):
     parser.add_argument('--baseline', default='mmdet-resnest50')
     parser.add_argument('--batch', type=int, default=2)
     parser.add_argument('--size', type=int, default=224)
-    parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--rounds', type=int, default=6,
+                        help='rounds (new processes each); the models take turns at going first')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--channels-last', action='store_true')
     parser.add_argument('--compile', action='store_true', help='torch.compile every model')
