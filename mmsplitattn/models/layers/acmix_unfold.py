@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 
 
-
 def acmix_unfold_forward(m, x):
     """:class:`ACmix` ``m``'s output for x (B, C_in, H, W), by unfolding."""
     b, _, h, w = x.shape
