@@ -26,6 +26,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         'markers', 'xdist_group(name): tests that share module fixtures run on one '
         'pytest-xdist worker (make test uses --dist loadgroup)')
+    config.addinivalue_line(
+        'markers', 'slow: real training runs, subprocess launches and exports that take '
+        'seconds to minutes; `pytest -m "not slow"` is the edit-test loop')
 
 
 def shared_dir(tmp_path_factory, name, make):
