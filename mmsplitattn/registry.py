@@ -1,4 +1,5 @@
-"""The package's registries, children of MMEngine's root ``MODELS``, ``HOOKS`` and ``OPTIM_WRAPPERS``.
+"""The package's registries, children of MMEngine's root ``MODELS``, ``HOOKS``,
+``OPTIM_WRAPPERS`` and ``RUNNERS``.
 
 Because it is a child of the root, a scoped name such as
 ``'mmsplitattn.ResNeSt'`` resolves from any default scope (``mmdet``,
@@ -7,6 +8,7 @@ Because it is a child of the root, a scoped name such as
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
+from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import Registry
 
 MODELS = Registry(
@@ -24,5 +26,11 @@ HOOKS = Registry(
 OPTIM_WRAPPERS = Registry(
     'optim_wrapper',
     parent=MMENGINE_OPTIM_WRAPPERS,
+    scope='mmsplitattn',
+    locations=['mmsplitattn.engine'])
+
+RUNNERS = Registry(
+    'runner',
+    parent=MMENGINE_RUNNERS,
     scope='mmsplitattn',
     locations=['mmsplitattn.engine'])

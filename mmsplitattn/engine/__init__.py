@@ -1,10 +1,17 @@
-from .checkpoint_fit_hook import CheckpointFitHook
+"""What the package adds to MMEngine's training and testing, as registered
+components: :class:`SafeRunner` (``runner_type='mmsplitattn.SafeRunner'``),
+its hooks, the ``atomic_local`` checkpoint file backend and the CPU AMP
+optimizer wrapper; docs/training.md."""
+from .checkpoint import (AtomicLocalBackend, check_checkpoint, find_resumable_checkpoint,
+                         write_atomically)
 from .cpu_amp_optim_wrapper import CPUAmpOptimWrapper
 from .data_errors import DataError, NamedErrorPipeline, wrap_pipelines
 from .non_finite_check_hook import NonFiniteCheckHook
 from .rng_state_hook import RNGStateHook
-from .safe_checkpoint_hook import SafeCheckpointHook
+from .runner import SAFETY_DEFAULTS, DistributedTimeoutError, SafeRunner
+from .utils import build_model, load_config, task_of, unwrap_model
 
-__all__ = ['CheckpointFitHook', 'CPUAmpOptimWrapper', 'DataError', 'NamedErrorPipeline',
-           'NonFiniteCheckHook', 'RNGStateHook', 'SafeCheckpointHook',
-           'wrap_pipelines']
+__all__ = ['AtomicLocalBackend', 'CPUAmpOptimWrapper', 'DataError', 'DistributedTimeoutError',
+           'NamedErrorPipeline', 'NonFiniteCheckHook', 'RNGStateHook', 'SAFETY_DEFAULTS',
+           'SafeRunner', 'build_model', 'check_checkpoint', 'find_resumable_checkpoint',
+           'load_config', 'task_of', 'unwrap_model', 'wrap_pipelines', 'write_atomically']

@@ -1,96 +1,136 @@
-"""Stop training at the first non-finite loss, gradient norm or weight."""
+"""Stop training when it diverges, before anything of the bad iteration is saved."""
 import math
-from typing import Optional
+from typing import List, Optional
 
 import torch
-from mmengine.hooks import Hook
+from mmengine.dist import all_reduce, get_world_size
+from mmengine.hooks import CheckpointHook, Hook, LoggerHook
 
 from mmsplitattn.registry import HOOKS
 
-
-def _unwrap(model):
-    from mmengine.model import is_model_wrapper
-    return model.module if is_model_wrapper(model) else model
-
-
-def non_finite_tensors(named_tensors):
-    """Names of the floating-point tensors of ``named_tensors`` holding a NaN or
-    an infinity (one synchronisation for all of them)."""
-    named = [(n, t) for n, t in named_tensors if torch.is_tensor(t) and t.is_floating_point()]
-    if not named:
-        return []
-    finite = torch.stack([torch.isfinite(t).all() for _, t in named]).cpu()
-    return [n for (n, _), ok in zip(named, finite.tolist()) if not ok]
-
-
-def _value(v) -> float:
-    return float(v.detach().float().mean()) if torch.is_tensor(v) else float(v)
+from .checkpoint import checkpoint_due
+from .utils import unwrap_model
 
 
 @HOOKS.register_module()
 class NonFiniteCheckHook(Hook):
-    """Raise ``FloatingPointError`` at the first training iteration whose loss
-    terms, gradient norm (logged where ``optim_wrapper.clip_grad`` is set) or
-    parameters are not finite, naming the iteration, the bad terms and what
-    to try.
+    """Raise ``FloatingPointError`` on every rank when training diverges.
 
-    It runs before every other hook of the iteration (``VERY_HIGH``), so the
-    CheckpointHook never saves, and never rotates away, anything after the
-    divergence. ``tools/train.py`` adds it unless the config's
-    ``custom_hooks`` has one already or ``--no-nonfinite-check`` is given.
+    Every iteration it reads the loss terms and the gradient norm that
+    MMEngine has already logged (host floats: no synchronisation of its own;
+    in a distributed run one ``all_reduce`` of a flag). The weights are
+    checked at each logging interval and before every checkpoint, through one
+    total norm (``torch.nn.utils.get_total_norm``: multi-tensor kernels, one
+    synchronisation). It runs before every other hook of the iteration except
+    MMEngine's RuntimeInfoHook, so the CheckpointHook never saves (or rotates
+    away) anything after the divergence.
+
+    Under a loss scaler (``AmpOptimWrapper``) a non-finite step is one the
+    scaler skips, which is normal: training stops after ``max_skipped``
+    consecutive ones, or when the loss scale falls below ``min_loss_scale``.
 
     Args:
-        check_params (bool): also check every parameter after the update: it
-            catches a non-finite gradient that left the loss finite. One pass
-            over the weights per iteration. Defaults to True.
+        every_iter (bool): check the weights every iteration. Defaults to False.
+        max_skipped (int): consecutive non-finite steps tolerated under a loss
+            scaler. Defaults to 20.
+        min_loss_scale (float): lowest loss scale that is not a collapse.
+            Defaults to 1e-4.
     """
 
     priority = 'VERY_HIGH'
 
-    def __init__(self, check_params: bool = True):
-        self.check_params = check_params
+    def __init__(self, every_iter: bool = False, max_skipped: int = 20,
+                 min_loss_scale: float = 1e-4):
+        self.every_iter = every_iter
+        self.max_skipped = max_skipped
+        self.min_loss_scale = min_loss_scale
+        self._skipped = 0
+        self._interval = 50
+        self._checkpoint_hook = None
+
+    def before_train(self, runner) -> None:
+        logger = next((h for h in runner.hooks if isinstance(h, LoggerHook)), None)
+        self._interval = logger.interval if logger is not None else self._interval
+        self._checkpoint_hook = next(
+            (h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs: Optional[dict] = None) -> None:
-        bad_terms = {k: _value(v) for k, v in (outputs or {}).items()
-                     if 'loss' in k and not math.isfinite(_value(v))}
-        grad_norm = None
         scalars = runner.message_hub.log_scalars
-        # A loss-scaling AMP wrapper skips steps whose gradients overflowed: expected.
-        if 'train/grad_norm' in scalars and not hasattr(runner.optim_wrapper, 'loss_scaler'):
-            value = scalars['train/grad_norm'].current()
-            if not math.isfinite(value):
-                grad_norm = value
-        bad_params = []
-        if self.check_params:
-            bad_params = non_finite_tensors(_unwrap(runner.model).named_parameters())
-        if not bad_terms and grad_norm is None and not bad_params:
+        keys = [k for k in (outputs or {}) if 'loss' in k] + ['grad_norm']
+        values = {k: scalars[f'train/{k}'].current() for k in keys if f'train/{k}' in scalars}
+        bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+        scaler = getattr(runner.optim_wrapper, 'loss_scaler', None)
+        if scaler is not None:
+            self._skipped = self._skipped + 1 if bad else 0
+        weights = (self.every_iter or self.every_n_train_iters(runner, self._interval)
+                   or self.is_last_train_iter(runner)
+                   or checkpoint_due(self._checkpoint_hook, runner, epoch_end=False))
+        self._check(runner, bad, weights, f'iteration {runner.iter + 1}', batch_idx)
+
+    def after_train_epoch(self, runner) -> None:
+        self._check(runner, {}, True, f'the end of epoch {runner.epoch + 1}')
+
+    def _check(self, runner, bad: dict, weights: bool, where: str,
+               batch_idx: Optional[int] = None) -> None:
+        scaler = getattr(runner.optim_wrapper, 'loss_scaler', None)
+        loss_bad = bool(bad) if scaler is None else self._skipped >= self.max_skipped
+        scale_bad = weights and scaler is not None and scaler.get_scale() < self.min_loss_scale
+        if not weights and get_world_size() == 1:  # no device work, no synchronisation
+            if loss_bad:
+                raise FloatingPointError(self._message(runner, where, batch_idx, bad, []))
             return
-        raise FloatingPointError(self._message(runner, batch_idx, bad_terms, grad_norm,
-                                               bad_params))
+        params = [p.detach() for p in unwrap_model(runner.model).parameters()]
+        flag = torch.tensor([loss_bad, scale_bad, False], dtype=torch.float32,
+                            device=params[0].device)
+        if weights:
+            flag[2] = ~torch.isfinite(torch.nn.utils.get_total_norm(params))
+        all_reduce(flag, op='max')
+        loss_bad, scale_bad, weights_bad = (v > 0 for v in flag.tolist())
+        if not (loss_bad or scale_bad or weights_bad):
+            return
+        bad_weights = self._non_finite_names(runner) if weights_bad else []
+        if scale_bad and scaler is not None:
+            bad = dict(bad, loss_scale=scaler.get_scale())
+        raise FloatingPointError(self._message(runner, where, batch_idx, bad, bad_weights,
+                                               loss_bad and not bad, scale_bad))
 
     @staticmethod
-    def _message(runner, batch_idx, bad_terms, grad_norm, bad_params) -> str:
+    def _non_finite_names(runner) -> List[str]:
+        named = list(unwrap_model(runner.model).named_parameters())
+        finite = torch.stack([torch.isfinite(p).all() for _, p in named]).tolist()
+        return [n for (n, _), ok in zip(named, finite) if not ok] or ['(norm overflows)']
+
+    def _message(self, runner, where, batch_idx, bad, bad_weights, elsewhere=False,
+                 scale_bad=False) -> str:
         found = []
-        if bad_terms:
-            found.append('loss terms ' + ', '.join(f'{k}={v}' for k, v in bad_terms.items()))
-        if grad_norm is not None:
-            found.append(f'gradient norm {grad_norm}')
-        if bad_params:
-            n = sum(1 for _ in _unwrap(runner.model).parameters())
-            found.append(f'{len(bad_params)} of {n} parameter tensors (first: '
-                         f'{", ".join(bad_params[:3])})')
-        where = f'iteration {runner.iter + 1}'
-        if runner.train_loop is not None and hasattr(runner.train_loop, 'max_epochs'):
+        if runner.train_loop is not None and hasattr(runner.train_loop, 'max_epochs') \
+                and batch_idx is not None:
             where += f' (epoch {runner.epoch + 1}, batch {batch_idx + 1})'
+        terms = {k: v for k, v in bad.items() if k != 'loss_scale'}
+        if terms:
+            found.append('loss terms ' + ', '.join(f'{k}={v}' for k, v in terms.items()))
+        if bad_weights:
+            n = sum(1 for _ in unwrap_model(runner.model).parameters())
+            found.append(f'{len(bad_weights)} of {n} parameter tensors (first: '
+                         f'{", ".join(bad_weights[:3])})')
+        if elsewhere:
+            found.append('values on another rank')
+        if 'loss_scale' in bad:
+            what = (f'the loss scale fell to {bad["loss_scale"]:g}, below min_loss_scale='
+                    f'{self.min_loss_scale:g}')
+        elif getattr(runner.optim_wrapper, 'loss_scaler', None) is not None and not bad_weights:
+            what = (f'{self._skipped} consecutive steps were skipped by the loss scaler '
+                    f'(max_skipped={self.max_skipped}), the last with {"; ".join(found)}')
+        else:
+            what = f'non-finite {"; ".join(found)}'
         lrs = runner.optim_wrapper.get_lr().get('lr', [])
-        lr = f'{lrs[0]:g}' if lrs else '?'
         last = runner.message_hub.get_info('last_ckpt')
         kept = (f'the last checkpoint, {last}, was written before and is kept'
                 if last else 'no checkpoint was written')
-        return (f'training diverged at {where}: non-finite {"; ".join(found)}. Stopped '
-                f'before anything of this iteration was saved; {kept}. Try a lower learning '
-                f'rate (optim_wrapper.optimizer.lr, now {lr}), a longer warm-up '
-                '(param_scheduler LinearLR), gradient clipping '
+        return (f'training diverged at {where}: {what}. Stopped before anything of this '
+                f'iteration was saved; {kept}. Try a lower learning rate '
+                f'(optim_wrapper.optimizer.lr, now {lrs[0] if lrs else "?"}), a longer '
+                'warm-up (param_scheduler LinearLR), gradient clipping '
                 '(optim_wrapper.clip_grad=dict(max_norm=35, norm_type=2)), or with --amp '
                 "loss scaling (AmpOptimWrapper, loss_scale='dynamic').")

@@ -11,21 +11,15 @@ from mmengine.hooks import CheckpointHook, Hook
 
 from mmsplitattn.registry import HOOKS
 
+from .checkpoint import checkpoint_due
 
-def _rng_state():
+
+def _rng_state() -> dict:
     state = dict(python=random.getstate(), numpy=np.random.get_state(),
                  torch=torch.get_rng_state())
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state['cuda'] = torch.cuda.get_rng_state_all()
     return state
-
-
-def _set_rng_state(state):
-    random.setstate(state['python'])
-    np.random.set_state(state['numpy'])
-    torch.set_rng_state(state['torch'])
-    if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
 
 
 @HOOKS.register_module()
@@ -34,9 +28,7 @@ class RNGStateHook(Hook):
     them when the checkpoint is loaded by the same number of processes.
 
     Checkpoints are written by rank 0 alone, so in a distributed run the
-    states are gathered just before the CheckpointHook (VERY_LOW priority)
-    saves: at each epoch end, and at the iterations an iteration-based
-    CheckpointHook saves at.
+    states are gathered (on every rank) just before the CheckpointHook saves.
     """
 
     priority = 'LOW'
@@ -45,32 +37,29 @@ class RNGStateHook(Hook):
         self._states = None
         self._checkpoint_hook = None
 
-    def _gather(self):
-        if get_world_size() > 1:
-            self._states = all_gather_object(_rng_state())
-
-    def before_train(self, runner):
+    def before_train(self, runner) -> None:
         self._checkpoint_hook = next(
             (h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        hook = self._checkpoint_hook
-        if hook is not None and not hook.by_epoch and (
-                self.every_n_train_iters(runner, hook.interval)
-                or self.is_last_train_iter(runner)):
-            self._gather()
+    def _gather(self, runner, epoch_end: bool) -> None:
+        # every epoch end (save_best checkpoints follow a validation), and the
+        # iterations an iteration-based CheckpointHook saves at
+        if get_world_size() > 1 and (epoch_end or checkpoint_due(self._checkpoint_hook, runner,
+                                                                 epoch_end=False)):
+            self._states = all_gather_object(_rng_state())
 
-    def after_train_epoch(self, runner):
-        self._gather()
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self._gather(runner, epoch_end=False)
 
-    def before_save_checkpoint(self, runner, checkpoint):
-        if get_world_size() > 1:
-            if self._states is not None:
-                checkpoint['rng_states'] = self._states
-        else:
-            checkpoint['rng_states'] = [_rng_state()]
+    def after_train_epoch(self, runner) -> None:
+        self._gather(runner, epoch_end=True)
 
-    def after_load_checkpoint(self, runner, checkpoint):
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        states = self._states if get_world_size() > 1 else [_rng_state()]
+        if states is not None:
+            checkpoint['rng_states'] = states
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         states = checkpoint.get('rng_states')
         if states is None:
             return
@@ -79,4 +68,9 @@ class RNGStateHook(Hook):
                 f'checkpoint holds generator states of {len(states)} processes, '
                 f'this run has {get_world_size()}: not restoring them')
             return
-        _set_rng_state(states[get_rank()])
+        state = states[get_rank()]
+        random.setstate(state['python'])
+        np.random.set_state(state['numpy'])
+        torch.set_rng_state(state['torch'])
+        if 'cuda' in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state['cuda'])

@@ -1,0 +1,150 @@
+"""Checkpoint files: written atomically, rotated only after the new one is
+complete, verified and found for ``--resume``."""
+import errno
+import os
+import os.path as osp
+import re
+import zipfile
+from typing import Callable, Dict, List, Optional, Tuple
+
+from mmengine.fileio import LocalBackend, register_backend
+from mmengine.runner import find_latest_checkpoint
+
+_TMP = re.compile(r'^\..+\.tmp(\d+)$')
+
+
+def write_atomically(path: str, write: Callable[[str], None]) -> None:
+    """``write(tmp_path)``, flush it to disk and rename it to ``path``: readers
+    see the old file or the complete new one. On any error (an interrupt too)
+    the temporary file is removed; an OSError is re-raised naming ``path``."""
+    tmp = osp.join(osp.dirname(path), f'.{osp.basename(path)}.tmp{os.getpid()}')
+    try:
+        write(tmp)
+        with open(tmp, 'rb+') as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        if osp.isfile(tmp):
+            os.remove(tmp)
+        if not isinstance(e, OSError):
+            raise
+        hint = {errno.ENOSPC: ' (the disk is full)', errno.EFBIG: ' (a file size limit)',
+                errno.EDQUOT: ' (the disk quota)', errno.EROFS: ' (a read-only file system)',
+                errno.EACCES: ' (no write permission)'}.get(e.errno, '')
+        raise OSError(e.errno, f'cannot write {path!r}: {e.strerror}{hint}; nothing was '
+                      'written there and the previous files are untouched') from e
+
+
+def remove_stale_temp_files(directory: str) -> List[str]:
+    """Remove the temporary files that an interrupted :func:`write_atomically`
+    of a process no longer running left in ``directory``; returns their paths."""
+    removed = []
+    for name in os.listdir(directory) if osp.isdir(directory) else []:
+        match = _TMP.match(name)
+        if match is None:
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            os.remove(osp.join(directory, name))
+            removed.append(osp.join(directory, name))
+        except PermissionError:  # alive, another user's
+            pass
+    return removed
+
+
+@register_backend('atomic_local')
+class AtomicLocalBackend(LocalBackend):
+    """MMEngine's local file backend for checkpoints
+    (``CheckpointHook(backend_args=dict(backend='atomic_local'))``): ``put``
+    writes through :func:`write_atomically`, and ``remove`` (the hook's
+    rotation, which runs before the save) takes effect only once the next
+    ``put`` into the same directory has completed, so a failed or interrupted
+    save never costs an older checkpoint."""
+
+    _pending: Dict[str, List[str]] = {}  # directory -> files to remove after its next put
+
+    def put(self, obj: bytes, filepath) -> None:
+        path = osp.abspath(filepath)
+
+        def write(tmp):
+            with open(tmp, 'wb') as f:
+                f.write(obj)
+
+        write_atomically(path, write)
+        for old in self._pending.pop(osp.dirname(path), []):
+            if old != path and osp.isfile(old):
+                os.remove(old)
+
+    def remove(self, filepath) -> None:
+        path = osp.abspath(filepath)
+        self._pending.setdefault(osp.dirname(path), []).append(path)
+
+
+def check_checkpoint(path: str, crc: bool = True) -> None:
+    """Raise FileNotFoundError or RuntimeError naming ``path`` if it is missing
+    or not a complete checkpoint. With ``crc`` every member of the zip archive
+    is read and CRC-checked; without, only its directory (a truncated file
+    fails). URLs and legacy (pickle) checkpoints are left to torch."""
+    if '://' in path:
+        return
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint {path!r} does not exist')
+    with open(path, 'rb') as f:
+        if f.read(1) == b'\x80':  # torch < 1.6 pickle format
+            return
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip() if crc else None
+        if bad is not None:
+            raise ValueError(f'member {bad!r} fails its CRC check')
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise RuntimeError(
+            f'checkpoint {path!r} is corrupt or not a PyTorch checkpoint '
+            f'({type(e).__name__}: {e}); it may be truncated by an interrupted '
+            'copy or save') from None
+
+
+def find_resumable_checkpoint(work_dir: str) -> Tuple[Optional[str], List[Tuple[str, str]]]:
+    """The newest checkpoint of ``work_dir`` that passes :func:`check_checkpoint`,
+    and (path, reason) of each newer one that did not.
+
+    Candidates, newest first: the one MMEngine's ``find_latest_checkpoint``
+    names (the ``last_checkpoint`` pointer; a copied or moved work dir's own
+    file of that name rather than the original's), then ``*_<N>.pth`` by
+    decreasing N (``best_*`` excluded).
+    """
+    candidates = []
+    last = find_latest_checkpoint(work_dir)
+    if last:
+        own = osp.join(work_dir, osp.basename(last))
+        candidates.append(own if osp.exists(own) else last)
+    numbered = [(int(m.group(1)), osp.join(work_dir, name))
+                for name in (os.listdir(work_dir) if osp.isdir(work_dir) else [])
+                for m in [re.search(r'(\d+)\.pth$', name)] if m and not name.startswith('best_')]
+    candidates += [path for _, path in sorted(numbered, reverse=True)]
+    bad, seen = [], set()
+    for path in candidates:
+        if osp.abspath(path) in seen:
+            continue
+        seen.add(osp.abspath(path))
+        try:
+            check_checkpoint(path)
+        except (RuntimeError, FileNotFoundError) as e:
+            bad.append((path, str(e)))
+            continue
+        return path, bad
+    return None, bad
+
+
+def checkpoint_due(hook, runner, epoch_end: bool) -> bool:
+    """Whether the CheckpointHook ``hook`` saves after the current training
+    iteration (``epoch_end=False``) or epoch (``epoch_end=True``), by its own
+    ``interval``/``save_begin``/``save_last``."""
+    if hook is None or hook.by_epoch != epoch_end:
+        return False
+    if epoch_end:
+        return (hook.every_n_epochs(runner, hook.interval, hook.save_begin)
+                or (hook.save_last and hook.is_last_train_epoch(runner)))
+    return (hook.every_n_train_iters(runner, hook.interval, hook.save_begin)
+            or (hook.save_last and hook.is_last_train_iter(runner)))

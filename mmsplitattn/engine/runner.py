@@ -1,0 +1,211 @@
+"""The Runner that every config of the package selects (``runner_type``)."""
+import math
+import signal
+import threading
+
+import torch
+from mmengine.dist import broadcast_object_list, get_rank, is_distributed, is_main_process
+from mmengine.runner import BaseLoop, Runner
+
+from mmsplitattn.registry import RUNNERS
+
+from .checkpoint import check_checkpoint, find_resumable_checkpoint, remove_stale_temp_files
+from .data_errors import wrap_pipelines
+from .dist import init_cpu_dist, is_collective_timeout
+from .utils import unwrap_model
+
+# What mmengine.runner.checkpoint.load_state_dict(strict=True) raises with.
+_MISMATCH = 'The model and loaded state dict do not match exactly'
+SAFETY_DEFAULTS = dict(data_check=True, read_headers=False, allow_partial_load=False,
+                       non_finite_check=True)
+
+
+class DistributedTimeoutError(RuntimeError):
+    """A collective operation did not complete within ``env_cfg.dist_cfg.timeout``."""
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived (slurm's time limit, ``scancel``, ``kill``)."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
+@RUNNERS.register_module()
+class SafeRunner(Runner):
+    """MMEngine's Runner with the training protections of the package, set by
+    the config's ``safety_cfg`` (:data:`SAFETY_DEFAULTS`; docs/training.md):
+
+    * ``mmsplitattn.NonFiniteCheckHook`` (unless ``non_finite_check=False``)
+      and ``mmsplitattn.RNGStateHook`` join ``custom_hooks`` unless there;
+      the CheckpointHook writes through the ``atomic_local`` file backend
+      (:class:`~mmsplitattn.engine.checkpoint.AtomicLocalBackend`).
+    * Before training or testing, rank 0 checks the datasets (``data_check``,
+      ``read_headers``) and the others share its verdict; temporary files of
+      an interrupted save are removed.
+    * ``resume=True`` without ``load_from`` resumes from the newest checkpoint
+      of the work dir that is complete, chosen on rank 0.
+    * A checkpoint that does not fit the model is refused
+      (``allow_partial_load=True`` loads the matching tensors).
+    * Ctrl-C and SIGTERM end the run with exit 130 / 143 and one line naming
+      the last checkpoint; a timed-out collective is named as such.
+    * Without CUDA, distributed runs use gloo and CPU-side DDP.
+    * ``auto_scale_lr`` scales by the real batch when the dataset is smaller.
+    """
+
+    @property
+    def safety(self) -> dict:
+        return dict(SAFETY_DEFAULTS, **(self.cfg.get('safety_cfg') or {}))
+
+    def setup_env(self, env_cfg: dict) -> None:
+        self._dist_timeout = env_cfg.get('dist_cfg', {}).get('timeout')
+        if self.distributed and not is_distributed() and not torch.cuda.is_available():
+            dist_cfg = env_cfg.setdefault('dist_cfg', {})
+            dist_cfg['backend'] = 'gloo'
+            init_cpu_dist(self.launcher, dist_cfg.get('timeout'))
+        super().setup_env(env_cfg)
+
+    def wrap_model(self, model_wrapper_cfg, model):
+        if model_wrapper_cfg is None and self.distributed and not torch.cuda.is_available():
+            model_wrapper_cfg = dict(
+                type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
+                find_unused_parameters=self.cfg.get('find_unused_parameters', False))
+        return super().wrap_model(model_wrapper_cfg, model)
+
+    def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
+        def name(hook):
+            kind = hook.get('type') if isinstance(hook, dict) else type(hook)
+            return kind.split('.')[-1] if isinstance(kind, str) else kind.__name__
+
+        custom = list(custom_hooks or [])
+        present = {name(h) for h in custom}
+        wanted = ['RNGStateHook'] + ['NonFiniteCheckHook'] * bool(self.safety['non_finite_check'])
+        custom += [dict(type=f'mmsplitattn.{n}') for n in wanted if n not in present]
+        default_hooks = dict(default_hooks or {})
+        ckpt = default_hooks.get('checkpoint', dict(type='CheckpointHook', interval=1))
+        if isinstance(ckpt, dict) and not (ckpt.get('backend_args') or ckpt.get(
+                'file_client_args') or '://' in str(ckpt.get('out_dir'))):
+            default_hooks['checkpoint'] = dict(ckpt, backend_args=dict(backend='atomic_local'))
+        super().register_hooks(default_hooks, custom)
+
+    @staticmethod
+    def build_dataloader(dataloader, seed=None, diff_rank_seed=False):
+        """Runner's, with pipelines that name the files of a failing sample."""
+        loader = Runner.build_dataloader(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
+        wrap_pipelines(loader.dataset)
+        return loader
+
+    def check_data(self, loaders) -> None:
+        """Check ``loaders``' datasets on rank 0; raise ValueError on every rank
+        if they would stop or corrupt the run."""
+        if not self.safety['data_check']:
+            return
+        verdict = [None]
+        if is_main_process():
+            from .dataset_check import check_datasets
+            report = check_datasets(self.cfg, loaders, read_headers=self.safety['read_headers'])
+            text = report.format(self.cfg.filename or 'the config')
+            verdict = [None if report.ok else text]
+            if report.ok and report.warnings:
+                self.logger.warning(text)
+        broadcast_object_list(verdict)
+        if verdict[0] is not None:
+            raise ValueError(verdict[0])
+
+    def train(self):
+        self.check_data(['train_dataloader'] + ['val_dataloader'] * (
+            self._val_loop is not None and self._val_dataloader is not None))
+        if is_main_process():
+            for path in remove_stale_temp_files(self.work_dir):
+                self.logger.warning(f'removed {path}, left by an interrupted save')
+        return self._guarded(super().train)
+
+    def test(self) -> dict:
+        self.check_data(['test_dataloader'])
+        return self._guarded(super().test)
+
+    def _guarded(self, run):
+        """``run()``; interrupts become SystemExit(130/143) with one line, a
+        timed-out collective a :class:`DistributedTimeoutError`."""
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _raise_terminated) if main else None
+        try:
+            return run()
+        except (KeyboardInterrupt, _Terminated) as e:
+            sigint = isinstance(e, KeyboardInterrupt)
+            last = self.message_hub.get_info('last_ckpt')
+            self.logger.error(
+                f'{"interrupted (Ctrl-C)" if sigint else "terminated (SIGTERM)"} at epoch '
+                f'{self.epoch}, iteration {self.iter}; ' + (
+                    f'the last checkpoint written is {last}: continue with --resume'
+                    if last else 'no checkpoint was written'))
+            raise SystemExit(130 if sigint else 143) from None
+        except Exception as e:
+            if not is_collective_timeout(e):
+                raise
+            timeout = self._dist_timeout
+            limit = f'{timeout:g} s (env_cfg.dist_cfg.timeout)' if timeout else "torch's default"
+            raise DistributedTimeoutError(
+                f'rank {get_rank()}: a collective operation did not complete within {limit}: '
+                f'another rank is stopped, hung or gone ({e})') from e
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, previous)
+
+    def load_or_resume(self) -> None:
+        if self._resume and self._load_from is None and not self._has_loaded:
+            choice = list(find_resumable_checkpoint(self.work_dir)) if is_main_process() \
+                else [None, []]
+            broadcast_object_list(choice)
+            path, bad = choice
+            for bad_path, reason in bad:
+                self.logger.warning(f'--resume: skipping {bad_path}: {reason}')
+            if path is None and bad:
+                raise RuntimeError(f'--resume: no loadable checkpoint in {self.work_dir!r}; '
+                                   f'every one is corrupt: {", ".join(p for p, _ in bad)}')
+            if path is None:
+                self.logger.warning(f'--resume: no checkpoint in {self.work_dir!r} to resume '
+                                    'from, training starts from scratch (is it the work dir '
+                                    'of the run to continue?)')
+                self._resume = False
+            elif bad:
+                self.logger.warning(f'--resume: resuming from {path}, the newest good checkpoint')
+            self._load_from = path
+        elif self._load_from and not self._has_loaded:
+            check_checkpoint(self._load_from, crc=False)
+        super().load_or_resume()
+        loop = self._train_loop
+        if self._resume and isinstance(loop, BaseLoop) and self.iter >= loop.max_iters:
+            self.logger.warning(
+                f'--resume: {self._load_from} is the end of the schedule (iteration '
+                f'{self.iter} of {loop.max_iters}): the run is finished, nothing is trained. '
+                'Raise train_cfg.max_epochs (or max_iters) to train on.')
+
+    def load_checkpoint(self, filename: str, map_location='cpu', strict: bool = False,
+                        revise_keys=[(r'^module.', '')]):  # noqa: B006 - MMEngine's default
+        strict = strict or not self.safety['allow_partial_load']
+        try:
+            return super().load_checkpoint(filename, map_location, strict, revise_keys)
+        except RuntimeError as e:
+            if not str(e).startswith(_MISMATCH):
+                raise
+            raise ValueError(
+                f'checkpoint {filename!r} does not fit the model '
+                f'({type(unwrap_model(self.model)).__name__}): {e}\nIs it a checkpoint of this '
+                'config? To load only the tensors that match (e.g. fine-tuning from another '
+                'head), set safety_cfg.allow_partial_load=True (tools: --allow-partial-load).'
+            ) from None
+
+    def scale_lr(self, optim_wrapper, auto_scale_lr=None) -> None:
+        if auto_scale_lr and auto_scale_lr.get('enable', False):
+            loader = self.train_dataloader
+            per_rank = math.ceil(len(loader.dataset) / self.world_size)
+            if loader.batch_size > per_rank:
+                self.logger.warning(
+                    f'auto_scale_lr: batch_size={loader.batch_size}, but each of the '
+                    f'{self.world_size} processes has {per_rank} images: scaling by the real '
+                    f'batch of {per_rank * self.world_size} images')
+                auto_scale_lr = dict(auto_scale_lr, base_batch_size=auto_scale_lr[
+                    'base_batch_size'] * loader.batch_size / per_rank)
+        super().scale_lr(optim_wrapper, auto_scale_lr)
