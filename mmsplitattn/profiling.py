@@ -1,11 +1,17 @@
 """Measurement helpers for the benchmark tools.
 
+Saved for backward: the bytes of the distinct storages autograd keeps for
+backward during a forward, as ``torch.autograd.graph.saved_tensors_hooks``
+sees them (what activation offloading would move). Device independent: it
+predicts the activation memory of training on any device.
+
 Peak memory: on CPU the process's resident set size high-water mark (Linux
 ``VmHWM``), reset right before the measured work (``/proc/self/clear_refs``),
 minus the resident size at that moment; so allocations made before (imports,
 model building) never count. On CUDA it is the caching allocator's peak.
 """
 import resource
+from typing import Callable, Iterable
 
 import torch
 
@@ -51,3 +57,21 @@ class PeakMemory:
                     resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
             self.peak_mb = max(0, peak - self._base) / 1024
         return False
+
+
+def saved_bytes(forward: Callable[[], object], exclude: Iterable[torch.Tensor] = ()) -> int:
+    """Bytes of the distinct storages autograd saves for backward while
+    ``forward()`` runs (views of one storage count once), but those of the
+    tensors in ``exclude`` (e.g. the parameters: they exist anyway)."""
+    storages = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        forward()
+    for t in exclude:
+        storages.pop(t.untyped_storage().data_ptr(), None)
+    return sum(storages.values())

@@ -38,15 +38,53 @@ def test_dilation_and_kernel_conv_agree_with_dilated_reference(dilation, kernel_
     torch.testing.assert_close(out, acmix_unfold_forward(m, x), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize('size', [(7, 7), (9, 4), (1, 1), (2, 3), (5, 1)])
+def assert_close_rel(actual, expected, rel, what='', atol=0.0):
+    """max |a - e| <= rel * max |e| + atol."""
+    err, scale = (actual - expected).abs().max().item(), expected.abs().max().item()
+    assert err <= rel * scale + atol, f'{what}: error {err:.2e}, max |expected| {scale:.2e}'
+
+
+@pytest.mark.parametrize('size', [(7, 7), (9, 4), (1, 1), (2, 3), (5, 1), (13, 11)])
 @pytest.mark.parametrize('stride,dilation', [(2, 1), (1, 1), (1, 4), (2, 2)])
-def test_any_size(size, stride, dilation):
-    m = ACmix(8, 8, stride=stride, dilation=dilation)
+def test_any_size_agrees_with_unfold_in_value_and_gradient(size, stride, dilation):
+    """Odd sizes, stride 2, dilation and maps smaller than the window (where
+    the reflection repeats), the gradients of input and parameters included."""
+    m = randomized(ACmix(8, 8, stride=stride, dilation=dilation))
     x = torch.randn(2, 8, *size, requires_grad=True)
     out = m(x)
     assert out.shape == (2, 8, -(-size[0] // stride), -(-size[1] // stride))
-    out.square().sum().backward()
-    assert torch.isfinite(x.grad).all()
+    ref = acmix_unfold_forward(m, x)
+    assert_close_rel(out, ref, 1e-5, 'output')
+    weight = torch.randn_like(out)
+    params = [x, *m.parameters()]
+    grads = torch.autograd.grad((out * weight).sum(), params)
+    ref_grads = torch.autograd.grad((ref * weight).sum(), params)
+    for (name, _), g, r in zip([('x', x), *m.named_parameters()], grads, ref_grads):
+        # atol for conv_p.bias, whose gradient is 0 (a constant logit shift) up to rounding
+        assert_close_rel(g, r, 1e-5, name, atol=1e-5)
+
+
+@pytest.mark.parametrize('size,stride,dilation,kernel_att', [
+    ((5, 3), 1, 1, 3), ((5, 4), 2, 1, 3), ((6, 5), 1, 2, 3), ((2, 1), 1, 1, 5),
+    ((9, 10), 1, 1, 7)])
+def test_gradcheck_float64(size, stride, dilation, kernel_att):
+    m = randomized(ACmix(3, 4, kernel_att=kernel_att, head=2, stride=stride,
+                         dilation=dilation)).double()
+    x = torch.randn(1, 3, *size, dtype=torch.float64, requires_grad=True)
+    # the parameters as inputs: gradcheck perturbs them in place
+    assert torch.autograd.gradcheck(lambda x, *params: m(x), (x, *m.parameters()))
+
+
+def test_keeps_for_backward_q_k_v_once():
+    """All an ACmix keeps for backward (its input and parameters aside) is
+    q, k and v once, so the window weights are recomputed in backward."""
+    from mmsplitattn.profiling import saved_bytes
+    m = ACmix(16, 32, head=4)
+    x = torch.randn(2, 16, 20, 24)
+    saved = saved_bytes(lambda: m(x), exclude=[x, *m.parameters()])
+    qkv = 3 * x.new_empty(2, 32, 20, 24).nbytes
+    kernel = m.dep_conv.weight.new_empty(32, 12, 3, 3).nbytes  # the composed one
+    assert saved == qkv + 2 * kernel  # its product with rate2 too
 
 
 def test_gradients_reach_every_parameter():
@@ -65,7 +103,7 @@ def test_shift_kernel_init_survives_backbone_init_weights():
     for i in range(kc * kc):
         expected[i, i // kc, i % kc] = 1
     torch.testing.assert_close(dep, expected.expand_as(dep))
-    assert model.layer2[0].conv2.dep_conv.bias is None
+    assert 'layer2.0.conv2.dep_conv.bias' not in model.state_dict()
     assert model.layer2[0].conv2.rate1.item() == 0.5
 
 
