@@ -2,11 +2,13 @@
 
 Exits with status 1 when mmcv's compiled ops are missing (mmdet's RoIAlign and
 NMS need them), and warns when torch sees a GPU but mmcv was built without its
-CUDA ops (every GPU run of a detector would then fail at the first NMS).
+CUDA ops (every GPU run of a detector would then fail at the first NMS), or a
+GPU whose architecture this torch build has no kernels for (docs/install.md).
 """
 import platform
+import re
 import sys
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 
 def mmcv_ops_status() -> Dict[str, Optional[str]]:
@@ -47,6 +49,30 @@ def describe_mmcv_ops(status: Dict[str, Optional[str]], gpus: int) -> Tuple[str,
     return f'compiled, CPU only, no CUDA ops ({status["compiler"]})', warnings
 
 
+def arch_served(capability: Tuple[int, int], arch_list: Sequence[str]) -> bool:
+    """Whether a GPU of compute ``capability`` (major, minor) runs the kernels of
+    a torch built for ``arch_list`` (``torch.cuda.get_arch_list()``, e.g.
+    ``['sm_75', 'sm_80', 'compute_90']``): a cubin ``sm_XY`` runs on X.Y and
+    later minors of major X, PTX ``compute_XY`` on X.Y and later."""
+    for arch in arch_list:
+        match = re.fullmatch(r'(sm|compute)_(\d+)(\d)[a-z]?', arch)
+        if not match:
+            continue
+        built = (int(match.group(2)), int(match.group(3)))
+        if built <= tuple(capability) and (match.group(1) == 'compute'
+                                           or built[0] == capability[0]):
+            return True
+    return False
+
+
+def describe_gpu_archs(torch_version: str, arch_list: Sequence[str],
+                       gpus: Sequence[Tuple[str, Tuple[int, int]]]) -> List[str]:
+    """Warnings for the GPUs ``[(name, capability)]`` that torch has no kernels for."""
+    return [f'GPU {i} ({name}) is sm_{cap[0]}{cap[1]}, but torch {torch_version} has kernels '
+            f'for {" ".join(arch_list)} only: use a torch build for it (docs/install.md#gpus)'
+            for i, (name, cap) in enumerate(gpus) if not arch_served(cap, arch_list)]
+
+
 def collect_env() -> Tuple[List[Tuple[str, object]], List[str]]:
     """Return ([(name, value)] describing the software and devices, [warnings])."""
     import torch
@@ -64,6 +90,10 @@ def collect_env() -> Tuple[List[Tuple[str, object]], List[str]]:
             rows.append((name, f'not available ({type(e).__name__}: {e})'))
     ops, warnings = describe_mmcv_ops(mmcv_ops_status(), gpus)
     rows.append(('mmcv ops', ops))
+    warnings += describe_gpu_archs(
+        torch.__version__, torch.cuda.get_arch_list(),
+        [(torch.cuda.get_device_name(i), torch.cuda.get_device_capability(i))
+         for i in range(gpus)])
     import mmsplitattn
     from mmsplitattn.registry import MODELS
     rows.append(('mmsplitattn', mmsplitattn.__version__))
