@@ -100,15 +100,16 @@ if __name__ == '__main__':
         # mmsplitattn/.mim/** (configs, tools, model-index.yml) through MANIFEST.in.
         include_package_data=True,
         python_requires='>=3.8',
-        # torch >= 2.0: mmsplitattn/ uses nothing newer than Tensor.unflatten,
-        # torch.fx.wrap and torch.load(weights_only=); the benchmarks use
-        # torch.compile (2.0); the --dynamo ONNX export of tools/deployment needs
-        # torch >= 2.6 (torch.export.Dim.AUTO). Tested with torch 2.14.1 only.
+        # torch >= 2.6: the models use nothing newer than Tensor.unflatten and
+        # torch.fx.wrap (2.0); engine/ uses torch.nn.utils.get_total_norm (2.6), as
+        # does the --dynamo ONNX export of tools/deployment (torch.export.Dim.AUTO).
+        # Tested with torch 2.14.1 only.
+        # mmengine 0.10.x: engine/ overrides methods of its Runner (tested: 0.10.7).
         # mmcv < 2.2: mmdet 3.3 and mmsegmentation 1.2 assert it at import.
         install_requires=[
-            'torch>=2.0',
+            'torch>=2.6',
             'torchvision',
-            'mmengine>=0.10.0,<1.0',
+            'mmengine>=0.10.0,<0.11',
             'mmcv>=2.0.0,<2.2.0',
             'mmdet>=3.2.0,<3.4.0',
             'mmsegmentation>=1.2.0,<1.3.0',

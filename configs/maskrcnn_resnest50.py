@@ -2,8 +2,7 @@
 # recipe (SyncBN backbone + head, Shared4Conv1FC box head, multi-scale 1x,
 # 8 GPUs x 2 images, CocoMetric bbox + segm), with our backbone.
 # Reference (mmdet): box AP 42.6, mask AP 38.1.
-_base_ = 'mmdet::resnest/mask-rcnn_s50_fpn_syncbn-backbone+head_ms-1x_coco.py'
-
-custom_imports = dict(imports=['mmsplitattn'], allow_failed_imports=False)
+_base_ = ['mmdet::resnest/mask-rcnn_s50_fpn_syncbn-backbone+head_ms-1x_coco.py',
+          './_base_/mmsplitattn_runtime.py']
 
 model = dict(backbone=dict(type='mmsplitattn.ResNeSt'))

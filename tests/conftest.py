@@ -162,3 +162,14 @@ exit 1
     for f in ('srun', 'scontrol'):
         (bin_dir / f).chmod(0o755)
     return bin_dir
+
+
+def load_tool(path):
+    """The module of tools/<path>, to call its functions (e.g. main(argv))."""
+    import importlib.util
+    import re
+    name = 'tool_' + re.sub(r'\W', '_', path)
+    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, 'tools', path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

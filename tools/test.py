@@ -5,21 +5,20 @@ top-1/top-5 accuracy (mmpretrain).
         [--show] [--show-dir DIR] [--tta] [--fuse-conv-bn] [--allow-partial-load]
         [--skip-data-check] [--cfg-options k=v ...] [--launcher pytorch]
 
-A checkpoint that does not fit the model is refused with the missing,
-unexpected and shape-mismatched keys listed (``--allow-partial-load`` loads
-the matching tensors anyway); the test annotations are checked first and a
-failing sample names its files.
+mmdet's tools/test.py with the package's Runner (``mmsplitattn.SafeRunner``)
+for configs that name no ``runner_type``: the test set is checked first, a
+checkpoint that does not fit the model is refused (``--allow-partial-load``
+loads the matching tensors) and a failing sample names its files.
 """
 import argparse
 import os
 import os.path as osp
 
-from mmengine.config import DictAction
+from mmengine.registry import RUNNERS
 
-from mmsplitattn.runtime import (adapt_cfg_to_device, add_custom_hook, build_runner,
-                                 check_checkpoint, check_dataset_contents, check_dataset_paths,
-                                 load_config, prepare_torch_load, run_reporting_timeouts,
-                                 unwrap_model)
+from mmsplitattn.engine import check_checkpoint
+from mmsplitattn.engine.utils import (CfgOptionsAction, load_config, prepare_torch_load,
+                                      task_of, unwrap_model)
 
 
 def parse_args(argv=None):
@@ -34,7 +33,7 @@ def parse_args(argv=None):
     parser.add_argument('--show', action='store_true', help='show predictions')
     parser.add_argument('--show-dir', help='dir to save pictures of the predictions')
     parser.add_argument('--wait-time', type=float, default=2, help='show interval (s)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='override config settings, key=value pairs')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
@@ -76,8 +75,14 @@ def trigger_visualization_hook(cfg, args, task):
 
 
 def build_cfg(args):
-    check_checkpoint(args.checkpoint)
-    cfg, task = load_config(args.config, args.launcher, args.cfg_options, args.work_dir)
+    check_checkpoint(args.checkpoint, crc=False)  # missing or truncated: named before building
+    cfg = load_config(args.config, args.cfg_options)
+    task = task_of(cfg)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         trigger_visualization_hook(cfg, args, task)
@@ -96,13 +101,13 @@ def build_cfg(args):
             dump = 'DumpDetResults' if task == 'det' else 'DumpResults'
             cfg.test_evaluator = evaluators + [dict(type=dump, out_file_path=args.out)]
         else:
-            cfg.test_evaluator['output_dir'] = args.out
-            cfg.test_evaluator['keep_results'] = True
-    add_custom_hook(cfg, 'mmsplitattn.CheckpointFitHook', allow_partial=args.allow_partial_load)
-    check_dataset_paths(cfg, ['test_dataloader'])
-    if not args.skip_data_check:
-        check_dataset_contents(cfg, ['test_dataloader'])
-    adapt_cfg_to_device(cfg)
+            cfg.test_evaluator.update(output_dir=args.out, keep_results=True)
+    safety = cfg.setdefault('safety_cfg', {})
+    if args.skip_data_check:
+        safety['data_check'] = False
+    if args.allow_partial_load:
+        safety['allow_partial_load'] = True
+    cfg.setdefault('runner_type', 'mmsplitattn.SafeRunner')
     return cfg
 
 
@@ -118,11 +123,10 @@ def fuse_model(runner) -> None:
 def main(argv=None):
     prepare_torch_load()
     args = parse_args(argv)
-    cfg = build_cfg(args)
-    runner = build_runner(cfg)
+    runner = RUNNERS.build(build_cfg(args))
     if args.fuse_conv_bn:
         fuse_model(runner)
-    return run_reporting_timeouts(runner.test, cfg)
+    return runner.test()
 
 
 if __name__ == '__main__':

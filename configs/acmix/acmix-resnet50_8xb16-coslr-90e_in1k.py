@@ -14,9 +14,9 @@
 # script runs one node with DataParallel and does not name the GPU count);
 # mmpretrain's label smoothing puts 0.1/1000 on every class, the official
 # 0.1/999 on the wrong ones only (targets 0.9001 vs 0.9).
-_base_ = ['mmpretrain::resnet/resnet50_8xb32_in1k.py', './_base_/backbones.py']
-
-custom_imports = dict(imports=['mmsplitattn'], allow_failed_imports=False)
+_base_ = ['mmpretrain::resnet/resnet50_8xb32_in1k.py',
+          './_base_/backbones.py',
+          '../_base_/mmsplitattn_runtime.py']
 
 model = dict(
     backbone=_base_.acmix_resnet50,

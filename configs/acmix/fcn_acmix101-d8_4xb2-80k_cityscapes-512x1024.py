@@ -7,9 +7,8 @@
 # architecture, ./_base_/backbones.py; docs/pretraining.md) instead of
 # mmseg's open-mmlab://resnet101_v1c. The config builds without the file.
 _base_ = ['mmseg::fcn/fcn_r101-d8_4xb2-80k_cityscapes-512x1024.py',
-          './_base_/backbones.py']
-
-custom_imports = dict(imports=['mmsplitattn'], allow_failed_imports=False)
+          './_base_/backbones.py',
+          '../_base_/mmsplitattn_runtime.py']
 
 pretrain_config = 'configs/acmix/acmix-resnetv1c101_8xb16-coslr-90e_in1k.py'
 pretrained_checkpoint = 'work_dirs/acmix-resnetv1c101_8xb16-coslr-90e_in1k/epoch_90.pth'

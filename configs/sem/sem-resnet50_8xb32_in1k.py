@@ -11,8 +11,8 @@
 # mmpretrain's SE-ResNet-50 uses a 140-epoch schedule instead.
 # Run: tools/dist_train.sh configs/sem/sem-resnet50_8xb32_in1k.py 8
 # (docs/pretraining.md).
-_base_ = ['mmpretrain::resnet/resnet50_8xb32_in1k.py', './_base_/backbones.py']
-
-custom_imports = dict(imports=['mmsplitattn'], allow_failed_imports=False)
+_base_ = ['mmpretrain::resnet/resnet50_8xb32_in1k.py',
+          './_base_/backbones.py',
+          '../_base_/mmsplitattn_runtime.py']
 
 model = dict(backbone=_base_.sem_resnet50)

@@ -8,8 +8,8 @@
 # ImageNet recipe): 8 GPUs x 32, SGD lr 0.1, 100 epochs, lr x0.1 at 30/60/90,
 # PIL-resize RandomResizedCrop 224 + flip; ResNet-V1c-101 reaches 78.30 top-1
 # with it in mmpretrain.
-_base_ = ['mmpretrain::resnet/resnetv1c101_8xb32_in1k.py', './_base_/backbones.py']
-
-custom_imports = dict(imports=['mmsplitattn'], allow_failed_imports=False)
+_base_ = ['mmpretrain::resnet/resnetv1c101_8xb32_in1k.py',
+          './_base_/backbones.py',
+          '../_base_/mmsplitattn_runtime.py']
 
 model = dict(backbone=_base_.sem_resnetv1c101)

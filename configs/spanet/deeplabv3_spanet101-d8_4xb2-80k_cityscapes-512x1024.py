@@ -7,9 +7,8 @@
 # architecture, ./_base_/backbones.py; docs/pretraining.md) instead of
 # mmseg's open-mmlab://resnet101_v1c. The config builds without the file.
 _base_ = ['mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py',
-          './_base_/backbones.py']
-
-custom_imports = dict(imports=['mmsplitattn'], allow_failed_imports=False)
+          './_base_/backbones.py',
+          '../_base_/mmsplitattn_runtime.py']
 
 pretrain_config = 'configs/spanet/spanet-resnetv1c101_8xb32_in1k.py'
 pretrained_checkpoint = 'work_dirs/spanet-resnetv1c101_8xb32_in1k/epoch_100.pth'

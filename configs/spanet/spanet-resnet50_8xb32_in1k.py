@@ -8,8 +8,8 @@
 # is mmpretrain's ResNet-50 recipe unchanged: 8 GPUs x 32, SGD lr 0.1
 # (momentum 0.9, weight decay 1e-4), 100 epochs, lr x0.1 at 30/60/90,
 # RandomResizedCrop 224 + flip; plain ResNet-50 reaches 76.55 top-1 with it.
-_base_ = ['mmpretrain::resnet/resnet50_8xb32_in1k.py', './_base_/backbones.py']
-
-custom_imports = dict(imports=['mmsplitattn'], allow_failed_imports=False)
+_base_ = ['mmpretrain::resnet/resnet50_8xb32_in1k.py',
+          './_base_/backbones.py',
+          '../_base_/mmsplitattn_runtime.py']
 
 model = dict(backbone=_base_.spanet_resnet50)

@@ -6,8 +6,8 @@
 # mmpretrain's ResNet-V1c-101 recipe unchanged (8 GPUs x 32, SGD lr 0.1,
 # 100 epochs, lr x0.1 at 30/60/90, PIL-resize RandomResizedCrop 224 + flip;
 # 78.30 top-1 for plain ResNet-V1c-101).
-_base_ = ['mmpretrain::resnet/resnetv1c101_8xb32_in1k.py', './_base_/backbones.py']
-
-custom_imports = dict(imports=['mmsplitattn'], allow_failed_imports=False)
+_base_ = ['mmpretrain::resnet/resnetv1c101_8xb32_in1k.py',
+          './_base_/backbones.py',
+          '../_base_/mmsplitattn_runtime.py']
 
 model = dict(backbone=_base_.spanet_resnetv1c101)

@@ -107,9 +107,11 @@ class NonFiniteCheckHook(Hook):
         if runner.train_loop is not None and hasattr(runner.train_loop, 'max_epochs') \
                 and batch_idx is not None:
             where += f' (epoch {runner.epoch + 1}, batch {batch_idx + 1})'
-        terms = {k: v for k, v in bad.items() if k != 'loss_scale'}
+        terms = {k: v for k, v in bad.items() if 'loss' in k and k != 'loss_scale'}
         if terms:
             found.append('loss terms ' + ', '.join(f'{k}={v}' for k, v in terms.items()))
+        if 'grad_norm' in bad:
+            found.append(f'gradient norm {bad["grad_norm"]}')
         if bad_weights:
             n = sum(1 for _ in unwrap_model(runner.model).parameters())
             found.append(f'{len(bad_weights)} of {n} parameter tensors (first: '
