@@ -26,7 +26,8 @@ class SEM(BaseModule):
     channels), ``e3 = m * w1 + b1`` (IE); each logit is scaled by its
     decision *before* its sigmoid and the three sigmoids are multiplied:
     ``att = sigmoid(w0 e1) * sigmoid(w1 e2) * sigmoid(w2 e3)``.
-    Parameter names are the official ones, so its state dicts load.
+    Parameter names are the official ones, so its state dicts load. The
+    attention has the dtype autocast gives m, so the output has x's dtype.
 
     Args:
         in_channels (int): Channels C of the input.
@@ -70,7 +71,9 @@ class SEM(BaseModule):
         w = torch.sigmoid(self.switch_fc(m))                # (B, 3)
         e_se = self.fc2(F.relu(self.fc1(m)))                # (B, C)
         e_eca = self.conv(m.unsqueeze(1)).squeeze(1)        # (B, C)
-        e_ie = m * self.w1.view(1, -1) + self.b1.view(1, -1)
+        # IE's float32 parameters in m's dtype: under autocast they would otherwise
+        # promote the attention, and with it the block's output, to float32
+        e_ie = m * self.w1.view(1, -1).to(m.dtype) + self.b1.view(1, -1).to(m.dtype)
         att = (torch.sigmoid(w[:, 0:1] * e_se) * torch.sigmoid(w[:, 1:2] * e_eca)
                * torch.sigmoid(w[:, 2:3] * e_ie))
         return w, att

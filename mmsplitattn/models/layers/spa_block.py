@@ -15,14 +15,27 @@ from ..checks import check_int
 def salient_positions(theta: torch.Tensor, k: int, adaptive: bool = False,
                       reduction: int = 16) -> torch.Tensor:
     """Indices (B, k') of the k' most salient of the HW positions of theta
-    (B, HW, C'), saliency being ``sum_c theta^2`` (summed in float32, so
-    half inputs do not overflow). ``k' = min(k, HW)``, or with ``adaptive``
-    ``max(1, HW // reduction)``. A leaf for ``torch.fx`` (k' depends on HW);
-    ``torch.jit.trace`` and the ONNX exporter record k' as a constant.
+    (B, HW, C'), saliency being ``sum_c theta^2`` (in float32: a half square
+    overflows at |theta| > 256, and CPU autocast keeps ``pow`` in half).
+    ``k' = min(k, HW)``, or with ``adaptive`` ``max(1, HW // reduction)``.
+    A leaf for ``torch.fx`` (k' depends on HW); ``torch.jit.trace`` and the
+    ONNX exporter record k' as a constant.
     """
     hw = theta.size(1)
     num = max(1, hw // reduction) if adaptive else min(k, hw)
-    return theta.pow(2).sum(2, dtype=torch.float32).topk(num, dim=1).indices
+    return theta.float().pow(2).sum(2).topk(num, dim=1).indices
+
+
+@torch.fx.wrap
+def channel_affinity(tk: torch.Tensor) -> torch.Tensor:
+    """``softmax(tk^T tk)`` (B, C', C') of the salient features tk (B, k, C'),
+    in float32 whatever tk's dtype and any autocast: the logits of the salient
+    positions overflow half precision (k * |theta|^2 > 65504 at |theta| ~ 90),
+    and the tensor is small. A leaf for ``torch.fx`` (autocast is a context).
+    """
+    with torch.autocast(tk.device.type, enabled=False):
+        tk = tk.float()
+        return torch.softmax(tk.transpose(1, 2) @ tk, dim=-1)
 
 
 @MODELS.register_module()
@@ -32,10 +45,12 @@ class SPABlock(BaseModule):
     ``theta`` and ``g`` are 1x1 convolutions to C' channels; the saliency of a
     position is ``sum_c theta^2``; the k most salient positions give
     ``A = softmax(tk^T tk)`` (C' x C'), and the block returns
-    ``x + W(A @ g)`` with ``W`` = 1x1 conv + norm. Parameter names are the
-    official ones (``g``, ``theta``, ``W.0``, ``W.1``); the official ``phi``
-    is never used, so it is not created, and state dicts that carry it still
-    load (it is ignored).
+    ``x + W(A @ g)`` with ``W`` = 1x1 conv + norm. The saliency and ``A``
+    are computed in float32 and ``A`` is applied in g's dtype, so under
+    fp16/bf16 autocast the output has the input's dtype and the affinity
+    cannot overflow. Parameter names are the official ones (``g``,
+    ``theta``, ``W.0``, ``W.1``); the official ``phi`` is never used, so it
+    is not created, and state dicts that carry it still load (it is ignored).
 
     Unlike the official code it takes k > H*W (k is clipped), odd sizes with
     ``sub_sample`` (the output is resized to the input's size exactly) and
@@ -94,11 +109,11 @@ class SPABlock(BaseModule):
         theta = self.theta(x).flatten(2).transpose(1, 2)          # (B, HW, C')
         idx = salient_positions(theta, self.k, self.adaptive, self.reduction)  # (B, k)
         tk = theta.gather(1, idx.unsqueeze(2).expand(-1, -1, self.inter_channels))
-        affinity = torch.softmax(tk.transpose(1, 2) @ tk, dim=-1)  # (B, C', C')
+        affinity = channel_affinity(tk)                           # (B, C', C'), float32
         g = self.g(x)
         if self.sub_sample:
             g = F.max_pool2d(g, 2, ceil_mode=True)
-        y = (affinity @ g.flatten(2)).view_as(g)                  # (B, C', h', w')
+        y = (affinity.to(g.dtype) @ g.flatten(2)).view_as(g)      # (B, C', h', w')
         y = self.W(y)
         if self.sub_sample:
             y = F.interpolate(y, size=x.shape[-2:], mode='bilinear', align_corners=True)
