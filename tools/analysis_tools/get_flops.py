@@ -14,9 +14,8 @@ from collections import OrderedDict
 import torch
 from mmengine.analysis import FlopAnalyzer
 from mmengine.config import Config
-from mmengine.registry import DefaultScope
 
-from mmsplitattn.runtime import task_of
+from mmsplitattn.engine import build_model, task_of
 
 
 def _count(module, inputs):
@@ -42,20 +41,6 @@ class TensorMode(torch.nn.Module):
         return self.model._forward(x, self.data_samples)
 
 
-def build_model(cfg):
-    task = task_of(cfg, tasks=('det', 'seg'))
-    if task == 'det':
-        from mmdet.registry import MODELS
-        from mmdet.utils import register_all_modules
-    else:
-        from mmseg.registry import MODELS
-        from mmseg.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        model = MODELS.build(cfg.model)
-    return task, model.eval()
-
-
 def data_samples(task, h, w):
     """What a detector's tensor-mode forward needs beside the image."""
     if task == 'seg':
@@ -69,7 +54,7 @@ def complexity(config, shape=(800, 1333), backbone_only=False):
     """{'backbone': {...}, 'model': {...}, 'stages': [...]} for a config file
     ('model' is left out with ``backbone_only``)."""
     cfg = Config.fromfile(config)
-    task, model = build_model(cfg)
+    task, model = task_of(cfg, tasks=('det', 'seg')), build_model(cfg).eval()
     h, w = shape
     backbone = model.backbone
     with torch.no_grad():

@@ -23,7 +23,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mmcv  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
-from mmsplitattn.runtime import check_checkpoint, prepare_torch_load, task_of  # noqa: E402
+from mmsplitattn.engine import check_checkpoint, task_of  # noqa: E402
+from mmsplitattn.engine.utils import prepare_torch_load  # noqa: E402
 from mmsplitattn.models import SEM, ACmix, SPABlock, SplitAttentionConv2d  # noqa: E402
 
 KINDS = (SplitAttentionConv2d, SEM, SPABlock, ACmix)
