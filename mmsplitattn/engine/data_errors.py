@@ -1,85 +1,88 @@
-"""Name the file behind every failure of a data pipeline.
+"""Name the files of a failing sample: at run time (:class:`NamedErrorPipeline`)
+and before it (:mod:`.dataset_check` shares the file and label-size checks)."""
+import os
+from typing import List, Optional, Sequence
 
-The tools' Runner (:class:`mmsplitattn.runtime.ToolRunner`) wraps the
-pipeline of every dataset it builds, before any loader worker starts."""
-import os.path as osp
+from mmengine.dataset import Compose
 
+SEE_TOOL = 'tools/misc/check_dataset.py CONFIG lists every bad file.'
 
 
 class DataError(RuntimeError):
     """A sample could not be read or transformed; the message names its files."""
 
 
-def _file_problem(path):
-    if not osp.exists(path):
+def file_problem(path: str) -> Optional[str]:
+    """Why ``path`` cannot be a sample's file (missing, empty), or None; one stat."""
+    try:
+        return None if os.stat(path).st_size else f'{path} is empty (0 bytes)'
+    except FileNotFoundError:
         return f'{path} does not exist'
-    if osp.getsize(path) == 0:
-        return f'{path} is empty (0 bytes)'
-    return None
+    except OSError as e:
+        return str(e)
 
 
-class NamedErrorPipeline:
-    """Run ``pipeline``'s transforms as ``Compose`` does; on any error raise
-    :class:`DataError` naming the transform, the sample's image / label /
-    annotation files and the problem. A label map whose size differs from
-    its image's is such an error too (caught right where it is loaded, before
-    a resize could hide it)."""
+def label_size_problem(seg_path: str, seg_hw: Sequence[int], img_path: str,
+                       img_hw: Sequence[int]) -> Optional[str]:
+    """Why a label map of (height, width) ``seg_hw`` does not fit its image, or None."""
+    if tuple(seg_hw[:2]) == tuple(img_hw[:2]):
+        return None
+    return (f'label map {seg_path} is {seg_hw[1]}x{seg_hw[0]} (WxH) but its image {img_path} '
+            f'is {img_hw[1]}x{img_hw[0]}')
 
-    def __init__(self, pipeline, ann_file=None):
-        self.pipeline = pipeline
+
+def held_datasets(dataset) -> List:
+    """The datasets a wrapper holds (``dataset``, ``datasets``); [] for a plain one."""
+    held = [getattr(dataset, 'dataset', None), *(getattr(dataset, 'datasets', None) or [])]
+    return [d for d in held if d is not None]
+
+
+class NamedErrorPipeline(Compose):
+    """``Compose`` that, when a transform fails, raises :class:`DataError`
+    naming the transform, the sample's files and what is wrong with them;
+    also when a label map has another size than its image (checked where it
+    is loaded, before a resize could hide it)."""
+
+    def __init__(self, transforms, ann_file: Optional[str] = None):
+        super().__init__(transforms)
         self.ann_file = ann_file
 
-    @property
-    def transforms(self):
-        return self.pipeline.transforms
-
-    def __repr__(self):
-        return repr(self.pipeline)
-
-    def _describe(self, results):
-        files = [f'{k} {results[k]}' for k in ('img_path', 'seg_map_path')
-                 if isinstance(results.get(k), str)]
+    def __call__(self, results: dict) -> Optional[dict]:
+        paths = {k: results[k] for k in ('img_path', 'seg_map_path')
+                 if isinstance(results.get(k), str)}
+        names = [f'{k} {v}' for k, v in paths.items()]
         if self.ann_file and 'img_id' in results:
-            files.append(f'annotations of image id {results["img_id"]} in {self.ann_file}')
-        return '; '.join(files) or 'a sample without file names'
-
-    def __call__(self, results):
-        paths = {k: results.get(k) for k in ('img_path', 'seg_map_path', 'img_id')}
+            names.append(f'annotations of image id {results["img_id"]} in {self.ann_file}')
         label_checked = False
-        for t in self.pipeline.transforms:
+        for t in self.transforms:
             try:
                 results = t(results)
             except Exception as e:  # noqa: BLE001 - re-raised with the files named
-                problems = [p for p in (_file_problem(v) for k, v in paths.items()
-                                        if k != 'img_id' and isinstance(v, str)) if p]
-                hint = ''
-                if isinstance(e, KeyError) and e.args == ('mask',):
-                    hint = ("; an instance of this image has an empty or missing "
-                            "'segmentation'")
+                problems = '; '.join(filter(None, map(file_problem, paths.values())))
+                hint = ("; an instance of this image has an empty or missing 'segmentation'"
+                        if isinstance(e, KeyError) and e.args == ('mask',) else '')
                 raise DataError(
-                    f'{type(t).__name__} failed on {self._describe(paths)}: '
-                    f'{"; ".join(problems) + ": " if problems else ""}{type(e).__name__}: {e}'
-                    f'{hint}. tools/misc/check_dataset.py CONFIG lists every bad file.'
-                ) from e
+                    f'{type(t).__name__} failed on {"; ".join(names) or "a sample"}: '
+                    f'{problems + ": " if problems else ""}{type(e).__name__}: {e}{hint}. '
+                    f'{SEE_TOOL}') from e
             if results is None:
                 return None
             if not label_checked and 'gt_seg_map' in results and 'ori_shape' in results:
                 label_checked = True
-                label, image = results['gt_seg_map'].shape[:2], tuple(results['ori_shape'][:2])
-                if tuple(label) != image:
-                    raise DataError(
-                        f'label map {paths["seg_map_path"]} is {label[1]}x{label[0]} (WxH) but '
-                        f'its image {paths["img_path"]} is {image[1]}x{image[0]}. '
-                        'tools/misc/check_dataset.py CONFIG lists every bad file.')
+                problem = label_size_problem(paths.get('seg_map_path'),
+                                             results['gt_seg_map'].shape,
+                                             paths.get('img_path'), results['ori_shape'])
+                if problem:
+                    raise DataError(f'{problem}. {SEE_TOOL}')
         return results
 
 
 def wrap_pipelines(dataset) -> None:
-    """Make every pipeline of ``dataset`` (and of the datasets it wraps) a
+    """Make the pipeline of ``dataset`` and of the datasets it holds a
     :class:`NamedErrorPipeline`."""
-    if hasattr(dataset, 'pipeline') and not isinstance(dataset.pipeline, NamedErrorPipeline) \
-            and hasattr(dataset.pipeline, 'transforms'):
-        dataset.pipeline = NamedErrorPipeline(dataset.pipeline, getattr(dataset, 'ann_file', None))
-    for child in [getattr(dataset, 'dataset', None)] + list(getattr(dataset, 'datasets', [])):
-        if child is not None:
-            wrap_pipelines(child)
+    pipeline = getattr(dataset, 'pipeline', None)
+    if hasattr(pipeline, 'transforms') and not isinstance(pipeline, NamedErrorPipeline):
+        dataset.pipeline = NamedErrorPipeline(pipeline.transforms,
+                                              getattr(dataset, 'ann_file', None))
+    for held in held_datasets(dataset):
+        wrap_pipelines(held)
