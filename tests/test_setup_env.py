@@ -18,6 +18,8 @@ import torch
 
 from conftest import ROOT
 
+# A run that gets past the stamp starts python and imports torch and mmcv (2-9 s).
+script_run = pytest.mark.slow
 SCRIPT = Path(ROOT) / 'tools' / 'setup_env.sh'
 PYTAG = f'py{sys.version_info[0]}{sys.version_info[1]}'
 TORCH_CUDA = torch.version.cuda or 'none'
@@ -75,6 +77,7 @@ def cached_wheel(cache, key):
     return wheel
 
 
+@script_run
 @needs_cpu_machine
 def test_a_venv_that_fits_is_up_to_date_without_installing(venv, tmp_path):
     proc = run_setup(venv, tmp_path / 'cache')
@@ -83,6 +86,7 @@ def test_a_venv_that_fits_is_up_to_date_without_installing(venv, tmp_path):
     assert pip_calls(venv) == []
 
 
+@script_run
 @needs_cpu_machine
 def test_check_names_the_mismatch_in_the_recorded_key(venv, tmp_path):
     """The stamp is current, but the venv's mmcv was installed for another torch."""
@@ -95,7 +99,7 @@ def test_check_names_the_mismatch_in_the_recorded_key(venv, tmp_path):
     assert pip_calls(venv) == []
 
 
-@pytest.mark.slow
+@script_run
 @needs_cpu_machine
 def test_a_mismatched_mmcv_is_reinstalled_from_the_cache(venv, tmp_path):
     (venv / '.mmsplitattn-mmcv-key').write_text(OTHER_TORCH_KEY + '\n')
@@ -109,6 +113,7 @@ def test_a_mismatched_mmcv_is_reinstalled_from_the_cache(venv, tmp_path):
     assert 'environment ready' in proc.stdout  # after `python -m mmsplitattn` passed
 
 
+@script_run
 @needs_cuda_torch
 def test_gpu_node_after_a_cpu_login_node_stops_without_nvcc(venv, tmp_path):
     """CPU ops in the venv, CUDA ops wanted (FORCE_CUDA=1), no cached wheel, no toolkit."""
@@ -124,6 +129,7 @@ def test_gpu_node_after_a_cpu_login_node_stops_without_nvcc(venv, tmp_path):
     assert (venv / '.mmsplitattn-mmcv-key').read_text().strip() == CPU_KEY
 
 
+@script_run
 @needs_cuda_torch
 def test_check_finds_the_cached_cuda_build(venv, tmp_path):
     cuda_key = f'torch{torch.__version__}-cu{TORCH_CUDA}-cudaops-sm8_0_8_6-{PYTAG}'
