@@ -121,6 +121,41 @@ def det_run(demo_root, tmp_path_factory):
          'train_cfg.max_epochs=2', 'train_cfg.val_interval=2', *DET_QUICK], cwd=demo_root))
 
 
+# 2 images of 64x64, batch 2: one iteration an epoch, no validation.
+TINY = ['train_dataloader.dataset.indices=2', 'train_dataloader.batch_size=2',
+        'train_dataloader.persistent_workers=False', 'randomness.seed=0',
+        'train_dataloader.dataset.pipeline.2.scales=[(64, 64)]',
+        'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None']
+# A diverging run (lr 1e6, unclipped: NaN in its third iteration) and checkpoints without
+# optimizer and scheduler states, so that a resumed run takes the learning rate of the config.
+DIVERGE = ['optim_wrapper.optimizer.lr=1e6', 'optim_wrapper.clip_grad=None']
+NO_STATES = ['default_hooks.checkpoint.save_optimizer=False',
+             'default_hooks.checkpoint.save_param_scheduler=False']
+
+
+@pytest.fixture(scope='session')
+def tiny_run(demo_root, tmp_path_factory):
+    """Two TINY epochs of the detection demo (epoch_1.pth, epoch_2.pth: weights only)."""
+    return shared_dir(tmp_path_factory, 'det_tiny', lambda work: run_tool(
+        ['tools/train.py', DET_CFG, '--work-dir', str(work), '--cfg-options',
+         'train_cfg.max_epochs=2', *TINY, *NO_STATES], cwd=demo_root))
+
+
+def copy_with_truncated_latest(run_dir, work):
+    """``work``: a copy of ``run_dir`` (epoch_1.pth, epoch_2.pth, last_checkpoint naming the
+    original's epoch_2.pth) whose epoch_2.pth is cut to 100 kB, as a crash in a copy leaves it."""
+    work.mkdir()
+    for name in ('epoch_1.pth', 'epoch_2.pth', 'last_checkpoint'):
+        shutil.copy(run_dir / name, work / name)
+    (work / 'epoch_2.pth').write_bytes((run_dir / 'epoch_2.pth').read_bytes()[:100000])
+    return work
+
+
+def finite_checkpoint(path):
+    state = torch.load(path, map_location='cpu', weights_only=False)['state_dict']
+    return all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
 @pytest.fixture
 def slurm_shims(tmp_path):
     """A bin dir (prepend it to PATH) whose ``srun`` starts ``--ntasks`` local

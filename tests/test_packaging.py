@@ -16,7 +16,8 @@ import zipfile
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import (DIVERGE, NO_STATES, ROOT, TINY, copy_with_truncated_latest,
+                      finite_checkpoint)
 
 # The wheel is built and installed once (module fixtures): one xdist worker runs them all.
 pytestmark = pytest.mark.xdist_group('packaging')
@@ -194,29 +195,37 @@ def mim_available():
 
 
 @pytest.mark.skipif(not mim_available(), reason='openmim is not installed (requirements/tests.txt)')
-def test_mim_train_and_test_from_the_installed_package(installed, demo_root, tmp_path):
-    """`mim train/test mmsplitattn <config>` find the config and tools in <package>/.mim."""
+def test_mim_train_and_test_from_the_installed_package(installed, tiny_run, demo_root, tmp_path):
+    """`mim train/test mmsplitattn <config>` find the config and tools in <package>/.mim, and
+    the config brings the protections (as tests/test_entry_points.py checks for the other
+    entry points): --resume skips a truncated latest checkpoint, a diverging run stops with
+    no non-finite checkpoint written, a checkpoint of another architecture is refused."""
     mim = shutil.which('mim', path=osp.dirname(sys.executable))
     env = env_with(installed)
     env['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'] = '1'
-    work_dir = str(tmp_path / 'work')
-    # one iteration on two images, no validation; the test run evaluates two images
-    short = ['train_cfg.max_epochs=1', 'train_cfg.val_interval=2',
-             'train_dataloader.batch_size=2', 'train_dataloader.dataset.indices=2',
-             'default_hooks.logger.interval=1']
-    train = run([mim, 'train', 'mmsplitattn', 'configs/demo/maskrcnn_resnest_demo.py',
-                 '--work-dir', work_dir, '--cfg-options'] + short,
-                cwd=str(demo_root), env=env, timeout=600)
-    assert osp.isfile(osp.join(work_dir, 'epoch_1.pth')), train.stdout[-2000:]
+    config = 'configs/demo/maskrcnn_resnest_demo.py'
+    work = copy_with_truncated_latest(tiny_run, tmp_path / 'work')
+    train = subprocess.run([mim, 'train', 'mmsplitattn', config, '--work-dir', str(work),
+                            '--resume', '--cfg-options', *TINY, *DIVERGE, *NO_STATES,
+                            'train_cfg.max_epochs=6'],
+                           cwd=str(demo_root), env=env, capture_output=True, text=True,
+                           timeout=600)
     log = train.stdout + train.stderr
-    assert osp.join(installed, 'mmsplitattn', '.mim', 'tools', 'train.py') in log \
-        or 'Training finished' in log or 'coco/bbox_mAP' in log
-    test = run([mim, 'test', 'mmsplitattn', 'configs/demo/maskrcnn_resnest_demo.py',
-                '--checkpoint', osp.join(work_dir, 'epoch_1.pth'),
-                '--work-dir', work_dir + '_test', '--cfg-options', 'test_dataloader.batch_size=2',
-                'test_dataloader.dataset.indices=2'],
-               cwd=str(demo_root), env=env, timeout=600)
-    assert 'coco/bbox_mAP' in test.stdout + test.stderr
+    assert train.returncode != 0
+    assert osp.join(installed, 'mmsplitattn', '.mim', 'tools', 'train.py') in log, log[-3000:]
+    assert f'--resume: skipping {work / "epoch_2.pth"}' in log and 'resumed epoch: 1' in log
+    assert 'FloatingPointError: training diverged at iteration' in log
+    assert all(finite_checkpoint(p) for p in glob.glob(str(work / '*.pth')))
+    test = ['--checkpoint', str(tiny_run / 'epoch_1.pth'), '--work-dir', str(tmp_path / 'test'),
+            '--cfg-options', 'test_dataloader.batch_size=2', 'test_dataloader.dataset.indices=2']
+    tested = run([mim, 'test', 'mmsplitattn', config] + test, cwd=str(demo_root), env=env,
+                 timeout=600)
+    assert 'coco/bbox_mAP' in tested.stdout + tested.stderr
+    refused = subprocess.run([mim, 'test', 'mmsplitattn', config] + test
+                             + ['model.backbone.depth=26'], cwd=str(demo_root), env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert refused.returncode != 0
+    assert 'does not fit the model (MaskRCNN)' in refused.stdout + refused.stderr
 
 
 @pytest.mark.skipif(not mim_available(), reason='openmim is not installed (requirements/mim.txt)')

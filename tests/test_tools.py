@@ -83,8 +83,9 @@ def test_dist_test_two_cpu_processes(det_run, demo_root):
 def test_missing_dataset_is_reported(tmp_path):
     proc = run_tool(['tools/train.py', DET_CFG], cwd=tmp_path, check=False)
     assert proc.returncode != 0
-    assert "train_dataloader: dataset path 'data/demo/coco/' does not exist" in proc.stderr
-    assert 'Traceback' not in proc.stderr.split('FileNotFoundError')[-1]
+    assert "train_dataloader: dataset path that does not exist: 1 ('data/demo/coco/'" \
+        in proc.stderr
+    assert 'Traceback' not in proc.stderr.split('ValueError: dataset check')[-1]
 
 
 def test_corrupt_checkpoint_is_reported(det_run, demo_root, tmp_path):

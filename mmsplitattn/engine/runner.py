@@ -34,25 +34,12 @@ def _raise_terminated(signum, frame):
 
 @RUNNERS.register_module()
 class SafeRunner(Runner):
-    """MMEngine's Runner with the training protections of the package, set by
-    the config's ``safety_cfg`` (:data:`SAFETY_DEFAULTS`; docs/training.md):
-
-    * ``mmsplitattn.NonFiniteCheckHook`` (unless ``non_finite_check=False``)
-      and ``mmsplitattn.RNGStateHook`` join ``custom_hooks`` unless there;
-      the CheckpointHook writes through the ``atomic_local`` file backend
-      (:class:`~mmsplitattn.engine.checkpoint.AtomicLocalBackend`).
-    * Before training or testing, rank 0 checks the datasets (``data_check``,
-      ``read_headers``) and the others share its verdict; temporary files of
-      an interrupted save are removed.
-    * ``resume=True`` without ``load_from`` resumes from the newest checkpoint
-      of the work dir that is complete, chosen on rank 0.
-    * A checkpoint that does not fit the model is refused
-      (``allow_partial_load=True`` loads the matching tensors).
-    * Ctrl-C and SIGTERM end the run with exit 130 / 143 and one line naming
-      the last checkpoint; a timed-out collective is named as such.
-    * Without CUDA, distributed runs use gloo and CPU-side DDP.
-    * ``auto_scale_lr`` scales by the real batch when the dataset is smaller.
-    """
+    """MMEngine's Runner with the package's protections (docs/training.md), set
+    by the config's ``safety_cfg`` (defaults :data:`SAFETY_DEFAULTS`): hooks
+    (non-finite stop, generator states) and atomic checkpoint files, a dataset
+    check on rank 0, resume from the newest complete checkpoint, strict
+    loading, exit 130/143 on interrupts, named collective timeouts, gloo
+    without CUDA, ``auto_scale_lr`` by the real batch."""
 
     @property
     def safety(self) -> dict:

@@ -3,21 +3,20 @@
     python tools/misc/check_dataset.py CONFIG [--loaders train_dataloader ...]
         [--no-decode] [--cfg-options k=v ...]
 
-COCO-style instance files (mmdet), image/label folders such as Cityscapes
-(mmseg) and the ImageNet layout (mmpretrain ``CustomDataset``/``ImageNet``):
-annotation files parse, every image (and label map) decodes, polygons are not
-empty or degenerate, category ids are known, labels have their image's size
-and values in range. Prints, for each dataset, what was checked and the
-count and first files of each kind of problem; exits 1 if any problem would
-stop or corrupt a run (``tools/train.py`` runs the cheap part, without
-decoding, before training).
+Builds the dataset of each loader as training does and checks what it loads
+(:func:`mmsplitattn.engine.dataset_check.check_datasets`): the files its
+entries name exist, are not empty and decode (``--no-decode``: only their
+headers are read), label maps have their image's size and values within the
+classes, instance labels, boxes and masks are sane, no dataset is empty.
+Prints every bad file by kind; exits 1 if any problem would stop or corrupt
+a run (training checks the same without reading the files).
 """
 import argparse
 import sys
 
-from mmengine.config import DictAction
+from mmengine.config import Config, DictAction
 
-from mmsplitattn.runtime import check_dataset_cfg, check_dataset_paths, load_config
+from mmsplitattn.engine.dataset_check import check_datasets
 
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -28,8 +27,7 @@ def parse_args(argv=None):
     parser.add_argument('--loaders', nargs='+', choices=LOADERS, default=list(LOADERS),
                         help='which dataloaders to check (default: all the config has)')
     parser.add_argument('--no-decode', action='store_true',
-                        help='only the annotation files and file headers (what '
-                        'tools/train.py checks), no image decoding')
+                        help='read only the file headers (image sizes), no decoding')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs')
     return parser.parse_args(argv)
@@ -37,22 +35,13 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    cfg, _ = load_config(args.config, cfg_options=args.cfg_options)
-    loaders = [name for name in args.loaders if cfg.get(name) is not None]
-    check_dataset_paths(cfg, loaders)
-    fatal, seen = False, {}
-    for name in loaders:
-        key = repr(cfg[name]['dataset'])
-        if key in seen:
-            print(f'{name}: the same dataset as {seen[key]}')
-            continue
-        seen[key] = name
-        report = check_dataset_cfg(cfg[name]['dataset'], name, decode=not args.no_decode)
-        print(report.summary())
-        fatal = fatal or bool(report.fatal)
-    if fatal:
+    cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict(args.cfg_options or {})
+    report = check_datasets(cfg, args.loaders, read_headers=True, decode=not args.no_decode)
+    print(report.format(args.config, limit=None))
+    if not report.ok:
         print('some problems above would stop or corrupt training/testing', file=sys.stderr)
-    return 1 if fatal else 0
+    return 0 if report.ok else 1
 
 
 if __name__ == '__main__':
