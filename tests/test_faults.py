@@ -238,6 +238,7 @@ def test_train_names_bad_annotations_before_building(demo_root, in_tmp):
     assert not glob.glob(str(in_tmp / 'w' / '*.pth'))
 
 
+@pytest.mark.slow  # a training subprocess
 def test_empty_segmentation_is_named(demo_root, in_tmp):
     coco = _copy_data(demo_root, in_tmp, 'coco')
     path, ann = _coco_ann(coco)
@@ -262,6 +263,7 @@ def test_empty_segmentation_is_named(demo_root, in_tmp):
                      proc.stderr), proc.stderr[-3000:]
 
 
+@pytest.mark.slow  # a training subprocess
 def test_zero_byte_image_is_named(demo_root, in_tmp):
     """Named before training (a stat of every file the dataset names), and, past
     the check, by the sample that reads it."""
@@ -283,6 +285,7 @@ def test_zero_byte_image_is_named(demo_root, in_tmp):
                      proc.stderr), proc.stderr[-3000:]
 
 
+@pytest.mark.slow  # a training subprocess
 def test_wrong_size_label_is_named(demo_root, in_tmp):
     import cv2
     city = _copy_data(demo_root, in_tmp, 'cityscapes')
