@@ -1,5 +1,5 @@
 """Split-Attention convolution (ResNeSt, Zhang et al. 2020, arXiv 2004.08955)."""
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -9,6 +9,16 @@ from mmengine.model import BaseModule
 
 from mmsplitattn.registry import MODELS
 from ..checks import check_divisible, check_int
+
+
+def unflatten_channels(x: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
+    """``x.unflatten(1, sizes)`` as a reshape with the batch and spatial sizes
+    read from ``x``: ONNX has no Unflatten before opset 13 (mmdeploy exports
+    at 11), and sizes read from the tensor stay dynamic in traced graphs.
+
+    Shapes: (B, prod(sizes), H, W) -> (B, *sizes, H, W); one size may be -1.
+    """
+    return x.reshape(x.shape[0], *sizes, x.shape[2], x.shape[3])
 
 
 class RSoftmax(nn.Module):
@@ -30,8 +40,8 @@ class RSoftmax(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.radix == 1:
             return torch.sigmoid(x)
-        x = x.unflatten(1, (self.groups, self.radix, -1)).softmax(2)  # (B, K, R, C/K, 1, 1)
-        return x.transpose(1, 2).flatten(1, 3)                     # (B, R*C, 1, 1)
+        x = unflatten_channels(x, (self.groups, self.radix, -1)).softmax(2)  # (B, K, R, C/K, 1, 1)
+        return x.transpose(1, 2).flatten(1, 3)                            # (B, R*C, 1, 1)
 
 
 @MODELS.register_module()
@@ -149,14 +159,15 @@ class SplitAttentionConv2d(BaseModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.norm0(self.conv(x)))           # (B, R*C, H', W')
-        splits = x.unflatten(1, (self.radix, self.channels))  # (B, R, C, H', W')
+        radix_channels = (self.radix, self.channels)
+        splits = unflatten_channels(x, radix_channels)    # (B, R, C, H', W')
         # GAP(sum_r U_r) = sum_r GAP(U_r); adaptive_avg_pool2d accumulates
         # half inputs in float32
         gap = F.adaptive_avg_pool2d(x, 1)                 # (B, R*C, 1, 1)
-        gap = gap.unflatten(1, (self.radix, self.channels)).sum(1)  # (B, C, 1, 1)
+        gap = unflatten_channels(gap, radix_channels).sum(1)  # (B, C, 1, 1)
         z = self.relu(self._norm1(self.fc1(gap)))         # (B, inter, 1, 1)
         att = self.rsoftmax(self.fc2(z))                  # (B, R*C, 1, 1)
-        att = att.unflatten(1, (self.radix, self.channels))  # (B, R, C, 1, 1)
+        att = unflatten_channels(att, radix_channels)     # (B, R, C, 1, 1)
         if self.return_attention:
             self.last_attention = att.detach().flatten(2)
         return (att * splits).sum(1)                      # (B, C, H', W')
