@@ -1,7 +1,7 @@
 """Export a config's network to ONNX and check it with onnxruntime.
 
     python tools/deployment/pytorch2onnx.py CONFIG [CHECKPOINT] [--shape H W]
-        [--out FILE] [--opset 17] [--dynamo] [--check-shape H W]
+        [--out FILE] [--opset 11] [--dynamo] [--check-shape H W]
         [--tolerance 1e-4] [--cfg-options k=v ...]
 
 What is exported:
@@ -16,8 +16,13 @@ What is exported:
 
 The input is the preprocessed image (normalised, as the model's
 ``data_preprocessor`` gives it), with dynamic batch, height and width. The
-legacy exporter runs under ``torch.no_grad()``, as mmdeploy does; ``--dynamo``
-uses ``torch.onnx.export(dynamo=True)``. The file is checked with
+legacy (TorchScript-based) exporter runs under ``torch.no_grad()`` at opset 11
+by default, as mmdeploy does (its deploy configs' ``onnx_config``), so the file
+runs on the runtimes mmdeploy targets; every backbone also exports at 13 and
+17. ``--dynamo`` uses ``torch.onnx.export(dynamo=True)``, whose lowest opset is
+18 (a lower ``--opset`` becomes 18). The whole detector (heads and
+post-processing) is exported with mmdeploy: tools/deployment/mmdeploy_export.py
+and docs/deployment.md. The file is checked with
 onnxruntime at the export shape and at ``--check-shape``; the largest
 difference to PyTorch, relative to the largest output value, is printed and
 must be at most ``--tolerance``, or the tool fails (and removes the file).
@@ -33,9 +38,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 from mmengine.config import Config, DictAction
-from mmengine.registry import DefaultScope
 
-from mmsplitattn.runtime import task_of
+from mmsplitattn.engine import build_model, task_of
 
 
 class BackboneNeck(nn.Module):
@@ -62,20 +66,6 @@ class TensorMode(nn.Module):
         return self.model(x, mode='tensor')
 
 
-def _registry(task: str):
-    if task == 'det':
-        from mmdet.registry import MODELS
-        from mmdet.utils import register_all_modules
-    elif task == 'seg':
-        from mmseg.registry import MODELS
-        from mmseg.utils import register_all_modules
-    else:
-        from mmpretrain.registry import MODELS
-        from mmpretrain.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    return MODELS
-
-
 def build_exportable(config: str, checkpoint: Optional[str] = None,
                      cfg_options: Optional[dict] = None):
     """(task, module to export, in eval mode on the CPU)."""
@@ -87,9 +77,7 @@ def build_exportable(config: str, checkpoint: Optional[str] = None,
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     task = task_of(cfg)
-    models = _registry(task)
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        model = models.build(cfg.model)
+    model = build_model(cfg)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
     model = revert_sync_batchnorm(model).eval()
@@ -156,7 +144,8 @@ def parse_args(argv=None):
     parser.add_argument('--check-shape', type=int, nargs=2, metavar=('H', 'W'),
                         help='a second input size to check (default: 3/4 of --shape)')
     parser.add_argument('--out', help='ONNX file (default: <config name>.onnx)')
-    parser.add_argument('--opset', type=int, default=17)
+    parser.add_argument('--opset', type=int, default=11,
+                        help="ONNX opset of the legacy exporter (default: mmdeploy's)")
     parser.add_argument('--dynamo', action='store_true', help='the torch.export-based exporter')
     parser.add_argument('--tolerance', type=float, default=1e-4,
                         help='largest relative difference accepted')
