@@ -91,8 +91,10 @@ def _read(path: str, decode: bool):
         return None, None
 
 
-def _check_pixels(leaf, entry: dict, report: DatasetReport, loader: str, decode: bool) -> None:
-    """Image and label map sizes (headers), with ``decode`` their pixels and label values."""
+def _check_pixels(leaf, meta: dict, entry: dict, report: DatasetReport, loader: str,
+                  decode: bool) -> None:
+    """Image and label map sizes (headers), with ``decode`` their pixels and the label
+    values (``meta``: ``leaf.metainfo``)."""
     img, seg = entry.get('img_path'), entry.get('seg_map_path')
     (img_hw, _), (seg_hw, label) = _read(img, decode), _read(seg, decode) if seg else ((), None)
     for path, hw in ((img, img_hw), (seg, seg_hw)):
@@ -101,13 +103,13 @@ def _check_pixels(leaf, entry: dict, report: DatasetReport, loader: str, decode:
     problem = img_hw and seg_hw and label_size_problem(seg, seg_hw, img, img_hw)
     if problem:
         report.add(loader, 'label map of another size than its image', problem)
-    elif label is not None and leaf.metainfo.get('classes'):
+    elif label is not None and meta.get('classes'):
         values = set(label.ravel().tolist())
         if getattr(leaf, 'reduce_zero_label', False):  # mmseg: 0 is ignored, v becomes v - 1
             values = {v - 1 for v in values if v not in (0, 255)}
-        values = {(leaf.metainfo.get('label_map') or {}).get(v, v) for v in values}
-        bad = sorted(values - {getattr(leaf, 'ignore_index', 255)}
-                     - set(range(len(leaf.metainfo['classes']))))
+        values = {(meta.get('label_map') or {}).get(v, v) for v in values}
+        bad = sorted(values - set(range(len(meta['classes'])))
+                     - {getattr(leaf, 'ignore_index', 255)})
         if bad:
             report.add(loader, 'label value outside the classes', f'{seg}: values {bad[:5]}')
 
@@ -156,7 +158,8 @@ def _check_entry(entry: dict, report: DatasetReport, loader: str, classes: float
 def _check_leaf(leaf, report: DatasetReport, loader: str, read_headers: bool,
                 decode: bool) -> int:
     """Load ``leaf``, check what it loaded; the number of its entries."""
-    paths = [leaf.data_root, leaf.ann_file, *(leaf.data_prefix or {}).values()]
+    paths = [getattr(leaf, 'data_root', None), getattr(leaf, 'ann_file', None),
+             *(getattr(leaf, 'data_prefix', None) or {}).values()]
     missing = [p for p in paths if isinstance(p, str) and p and not os.path.exists(p)]
     if missing:
         report.add(loader, 'dataset path that does not exist', f'{missing[0]!r} (working '
@@ -175,11 +178,12 @@ def _check_leaf(leaf, report: DatasetReport, loader: str, read_headers: bool,
     if not entries:
         report.add(loader, 'empty dataset', f'{type(leaf).__name__} loaded no entry from '
                    f'{leaf.ann_file or leaf.data_prefix}')
-    classes = len(leaf.metainfo.get('classes') or ()) or INF
+    meta = leaf.metainfo  # a deep copy each time
+    classes = len(meta.get('classes') or ()) or INF
     masks = any(getattr(t, 'with_mask', False) for t in getattr(leaf.pipeline, 'transforms', ()))
     for entry in entries:
         if _check_entry(entry, report, loader, classes, masks) and (read_headers or decode):
-            _check_pixels(leaf, entry, report, loader, decode)
+            _check_pixels(leaf, meta, entry, report, loader, decode)
     return len(entries)
 
 
