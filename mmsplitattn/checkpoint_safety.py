@@ -50,7 +50,5 @@ def mmengine_checkpoint_globals() -> List[object]:
 
 
 def allow_mmengine_checkpoints() -> None:
-    """Allow-list :func:`mmengine_checkpoint_globals` for ``weights_only`` loads
-    (torch >= 2.4 has the allow-list; older torch loads everything by default)."""
-    if hasattr(torch.serialization, 'add_safe_globals'):
-        torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
+    """Allow-list :func:`mmengine_checkpoint_globals` for ``weights_only`` loads."""
+    torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
