@@ -96,7 +96,7 @@ def _check_pixels(leaf, meta: dict, entry: dict, report: DatasetReport, loader: 
     """Image and label map sizes (headers), with ``decode`` their pixels and the label
     values (``meta``: ``leaf.metainfo``)."""
     img, seg = entry.get('img_path'), entry.get('seg_map_path')
-    (img_hw, _), (seg_hw, label) = _read(img, decode), _read(seg, decode) if seg else ((), None)
+    (img_hw, _), (seg_hw, label) = [_read(p, decode) if p else ((), None) for p in (img, seg)]
     for path, hw in ((img, img_hw), (seg, seg_hw)):
         if hw is None:
             report.add(loader, 'file that is not a readable image', path)
