@@ -87,6 +87,31 @@ def test_keeps_for_backward_q_k_v_once():
     assert saved == qkv + 2 * kernel  # its product with rate2 too
 
 
+def test_torch_compile_captures_one_graph():
+    """fullgraph=True: no graph break (the eager backend: dynamo's capture only)."""
+    m = randomized(ACmix(8, 16, kernel_att=3, head=4, stride=2))
+    x = torch.randn(2, 8, 13, 9, requires_grad=True)
+    compiled = torch.compile(m, backend='eager', fullgraph=True)
+    out = compiled(x)
+    torch.testing.assert_close(out, m(x))
+    grad, = torch.autograd.grad(out.square().sum(), x)
+    torch.testing.assert_close(grad, torch.autograd.grad(m(x).square().sum(), x)[0])
+
+
+def test_with_cp_gives_the_same_training_step():
+    torch.manual_seed(0)
+    plain = ACmixResNet(26, attention_cfg=dict(kernel_att=3)).train()
+    checkpointed = ACmixResNet(26, attention_cfg=dict(kernel_att=3), with_cp=True).train()
+    checkpointed.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 48, 40)
+    losses = [sum(o.square().mean() for o in model(x)) for model in (plain, checkpointed)]
+    torch.testing.assert_close(losses[1], losses[0])
+    for loss in losses:
+        loss.backward()
+    for (name, p), q in zip(plain.named_parameters(), checkpointed.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
 def test_gradients_reach_every_parameter():
     m = ACmix(8, 16, head=4)
     m(torch.randn(2, 8, 9, 9)).square().sum().backward()
