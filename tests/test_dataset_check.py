@@ -124,6 +124,27 @@ def test_a_users_dataset_subclass_is_checked_by_what_it_loads(data):
     assert 'pictures/000000000002.jpg does not exist' in '\n'.join(check_datasets(cfg).fatal)
 
 
+def test_a_dataset_class_without_lazy_init_is_checked_as_configured(data):
+    from mmengine.dataset import BaseDataset
+    from mmpretrain.registry import DATASETS
+
+    @DATASETS.register_module(name='FixedArgsList', force=True)
+    class FixedArgsList(BaseDataset):
+        """Takes only its own arguments; its entries name one missing file."""
+        def __init__(self, root, pipeline):
+            super().__init__(data_root=root, pipeline=pipeline)
+
+        def load_data_list(self):
+            return [dict(img_path=f'{self.data_root}/{name}', gt_label=0)
+                    for name in ('train/circle/circle_00000.png', 'gone.png')]
+
+    report = check_datasets(Config(dict(default_scope='mmpretrain', train_dataloader=dict(
+        dataset=dict(type='FixedArgsList', root=str(data / 'imagenet'), pipeline=[])))))
+    assert report.checked == {'train_dataloader': '2 entries'}
+    assert report.fatal == [f'train_dataloader: missing or empty file: 1 '
+                            f'({data / "imagenet"}/gone.png does not exist)']
+
+
 def test_label_values_and_sizes(data):
     import cv2
     label = sorted(glob.glob(str(data / 'cityscapes' / 'gtFine' / 'val' / '*' /

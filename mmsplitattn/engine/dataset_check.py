@@ -158,6 +158,9 @@ def _check_entry(entry: dict, report: DatasetReport, loader: str, classes: float
 def _check_leaf(leaf, report: DatasetReport, loader: str, read_headers: bool,
                 decode: bool) -> int:
     """Load ``leaf``, check what it loaded; the number of its entries."""
+    if not hasattr(leaf, 'full_init'):  # not an MMEngine BaseDataset: no data_list
+        report.add(loader, 'datasets not checked', type(leaf).__name__, fatal=False)
+        return len(leaf)
     paths = [getattr(leaf, 'data_root', None), getattr(leaf, 'ann_file', None),
              *(getattr(leaf, 'data_prefix', None) or {}).values()]
     missing = [p for p in paths if isinstance(p, str) and p and not os.path.exists(p)]
@@ -204,7 +207,10 @@ def check_datasets(cfg, loaders: Sequence[str] = ('train_dataloader', 'val_datal
         seen[repr(dataset_cfg)] = loader
         with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
             try:
-                dataset = DATASETS.build(_lazy(dataset_cfg))
+                try:
+                    dataset = DATASETS.build(_lazy(dataset_cfg))
+                except TypeError:  # a class without lazy_init/serialize_data: as configured
+                    dataset = DATASETS.build(dataset_cfg)
             except Exception as e:  # noqa: BLE001 - a config error, named with its loader
                 report.add(loader, 'dataset that cannot be built', f'{type(e).__name__}: {e}')
                 continue
