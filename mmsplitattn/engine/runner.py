@@ -5,7 +5,7 @@ import threading
 
 import torch
 from mmengine.dist import broadcast_object_list, get_rank, is_distributed, is_main_process
-from mmengine.runner import BaseLoop, Runner
+from mmengine.runner import BaseLoop, Runner, find_latest_checkpoint
 
 from mmsplitattn.registry import RUNNERS
 
@@ -121,7 +121,7 @@ class SafeRunner(Runner):
             return run()
         except (KeyboardInterrupt, _Terminated) as e:
             sigint = isinstance(e, KeyboardInterrupt)
-            last = self.message_hub.get_info('last_ckpt')
+            last = find_latest_checkpoint(self.work_dir)  # the pointer follows complete saves
             self.logger.error(
                 f'{"interrupted (Ctrl-C)" if sigint else "terminated (SIGTERM)"} at epoch '
                 f'{self.epoch}, iteration {self.iter}; ' + (
@@ -187,12 +187,13 @@ class SafeRunner(Runner):
     def scale_lr(self, optim_wrapper, auto_scale_lr=None) -> None:
         if auto_scale_lr and auto_scale_lr.get('enable', False):
             loader = self.train_dataloader
+            batch = loader.batch_size or loader.batch_sampler.batch_size  # mmdet: a sampler's
             per_rank = math.ceil(len(loader.dataset) / self.world_size)
-            if loader.batch_size > per_rank:
+            if batch > per_rank:
                 self.logger.warning(
-                    f'auto_scale_lr: batch_size={loader.batch_size}, but each of the '
-                    f'{self.world_size} processes has {per_rank} images: scaling by the real '
-                    f'batch of {per_rank * self.world_size} images')
+                    f'auto_scale_lr: batch_size={batch}, but each of the {self.world_size} '
+                    f'processes has {per_rank} images: scaling by the real batch of '
+                    f'{per_rank * self.world_size} images')
                 auto_scale_lr = dict(auto_scale_lr, base_batch_size=auto_scale_lr[
-                    'base_batch_size'] * loader.batch_size / per_rank)
+                    'base_batch_size'] * batch / per_rank)
         super().scale_lr(optim_wrapper, auto_scale_lr)

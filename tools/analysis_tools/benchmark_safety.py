@@ -5,7 +5,7 @@ MMEngine Runner on the same training, alternated in one process.
 
 Each round builds both runners from the same config (a fixed seed, the same
 images) and trains ``--iters`` iterations with each, in turn, the order
-swapped every round; the step time is the median of MMEngine's per-iteration
+swapped every round; the step time is the mean of MMEngine's per-iteration
 ``time`` after ``--warmup`` iterations. Prints each round and the median
 ratio. Run from a directory holding the config's data (``data/demo``).
 """
@@ -37,7 +37,7 @@ def step_time(cfg, plain: bool, iters: int, warmup: int) -> float:
             runner = RUNNERS.build(cfg)
         runner.train()
         times = runner.message_hub.get_scalar('train/time').data[0][warmup:]
-    return statistics.median(times)
+    return statistics.fmean(times)
 
 
 def main(argv=None) -> float:
