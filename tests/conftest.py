@@ -16,8 +16,6 @@ from filelock import FileLock  # noqa: E402
 from torch.nn.modules.batchnorm import _BatchNorm  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-# Tools started by the tests load MMEngine checkpoints with torch >= 2.6.
-os.environ.setdefault('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
 if os.environ.get('PYTEST_XDIST_WORKER'):
     torch.set_num_threads(1)
 

@@ -202,7 +202,6 @@ def test_mim_train_and_test_from_the_installed_package(installed, tiny_run, demo
     no non-finite checkpoint written, a checkpoint of another architecture is refused."""
     mim = shutil.which('mim', path=osp.dirname(sys.executable))
     env = env_with(installed)
-    env['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'] = '1'
     config = 'configs/demo/maskrcnn_resnest_demo.py'
     work = copy_with_truncated_latest(tiny_run, tmp_path / 'work')
     train = subprocess.run([mim, 'train', 'mmsplitattn', config, '--work-dir', str(work),

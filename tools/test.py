@@ -17,8 +17,7 @@ import os.path as osp
 from mmengine.registry import RUNNERS
 
 from mmsplitattn.engine import check_checkpoint
-from mmsplitattn.engine.utils import (CfgOptionsAction, load_config, prepare_torch_load,
-                                      task_of, unwrap_model)
+from mmsplitattn.engine.utils import CfgOptionsAction, load_config, task_of, unwrap_model
 
 
 def parse_args(argv=None):
@@ -121,7 +120,6 @@ def fuse_model(runner) -> None:
 
 
 def main(argv=None):
-    prepare_torch_load()
     args = parse_args(argv)
     runner = RUNNERS.build(build_cfg(args))
     if args.fuse_conv_bn:

@@ -11,7 +11,7 @@ import torch
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 
-from mmsplitattn.engine.utils import CfgOptionsAction, load_config, prepare_torch_load
+from mmsplitattn.engine.utils import CfgOptionsAction, load_config
 
 
 def parse_args(argv=None):
@@ -61,7 +61,6 @@ def use_amp(cfg) -> None:
 
 
 def main(argv=None):
-    prepare_torch_load()
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
