@@ -153,6 +153,7 @@ def _detector_checkpoint(config, path):
     for layer in (model.rpn_head.rpn_cls, model.roi_head.bbox_head.fc_cls,
                   model.roi_head.mask_head.conv_logits):
         layer.weight.data.normal_(0, 1)
+    model.roi_head.bbox_head.fc_cls.weight.data[-1] = 0  # background logit 0
     torch.save({'state_dict': model.state_dict()}, path)
     return str(path)
 

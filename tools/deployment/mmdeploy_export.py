@@ -34,7 +34,13 @@ process only (mmdeploy's files are left as installed):
   mmdeploy's RoIAlign symbolic imports; an equivalent (an ONNX ``Cast`` to
   int64) is provided.
 
-Each is applied only if the installed torch needs it. See docs/deployment.md.
+Each is applied only if the installed torch needs it. And mmdeploy's function
+rewriter fails on leaving its context (``KeyError: -1``) if a function was
+``torch.fx.wrap``-ped during the export: it pops them off torch.fx's registry
+as off a list, which is a dict in torch 2.x. The first call of
+``torch.utils.checkpoint`` (ACmix's attention is recomputed with it) imports
+modules that do that, so the tool makes that first call before the export.
+See docs/deployment.md.
 """
 import argparse
 import contextlib
@@ -52,10 +58,13 @@ from mmengine.config import Config
 
 @contextlib.contextmanager
 def mmdeploy_on_this_torch() -> Iterator[None]:
-    """The two run-time adaptations mmdeploy 1.3.1 needs on recent torch (see
-    the module docstring), undone on exit."""
+    """The run-time adaptations mmdeploy 1.3.1 needs on recent torch (see the
+    module docstring), undone on exit."""
     import onnx
     import torch.onnx.symbolic_opset9 as opset9
+    import torch.utils.checkpoint
+    with torch.no_grad():  # its lazy imports, outside mmdeploy's RewriterContext
+        torch.utils.checkpoint.checkpoint(torch.neg, torch.zeros(1), use_reentrant=False)
     export = torch.onnx.export
     dynamo = inspect.signature(export).parameters.get('dynamo')
     add_cast_long = not hasattr(opset9, '_cast_Long')
