@@ -1,5 +1,5 @@
 """tools/deployment/pytorch2onnx.py on the demo configs (every backbone at
-mmdeploy's opset 11, the other opsets and the dynamo exporter on one), and
+mmdeploy's opset 11, torch's default 17 on one), and
 the run-time adaptations of tools/deployment/mmdeploy_export.py (the whole
 mmdeploy export runs only where mmdeploy is installed: docs/deployment.md)."""
 import io
@@ -48,15 +48,14 @@ def test_detection_backbone_and_neck_at_mmdeploys_opset(backbone, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('exporter', [['--opset', '17'], ['--dynamo']],
-                         ids=['opset17', 'dynamo'])
-def test_detection_backbone_and_neck_at_other_opsets(exporter, tmp_path):
+def test_detection_backbone_and_neck_at_torchs_default_opset(tmp_path):
+    """(The dynamo exporter, ~70 s on the whole detector's backbone and neck, is
+    tested on the backbones in test_conformance.py.)"""
     out = tmp_path / 'det.onnx'
     worst = main([DET, '--shape', '96', '128', '--check-shape', '64', '80', '--out', str(out),
-                  *exporter])
+                  '--opset', '17'])
     assert worst <= 1e-4
-    assert onnx.load(str(out)).opset_import[0].version == \
-        (18 if exporter == ['--dynamo'] else int(exporter[1]))
+    assert onnx.load(str(out)).opset_import[0].version == 17
 
 
 def test_segmentor_with_a_checkpoint(tmp_path, capsys):
