@@ -13,8 +13,9 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.logging import MessageHub
-from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import get_state_dict, weights_to_cpu
+
+from mmsplitattn.engine import build_model as build_in_scope
 
 from conftest import ROOT
 
@@ -36,23 +37,15 @@ def save_runner_checkpoint(model, dataset_meta: dict, path: str) -> str:
     return path
 
 
-def build_model(config: str, scope: str):
+def build_model(config: str):
     cfg = Config.fromfile(config)
-    if scope == 'mmdet':
-        from mmdet.registry import MODELS
-        from mmdet.utils import register_all_modules
-    else:
-        from mmseg.registry import MODELS
-        from mmseg.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
     torch.manual_seed(0)
-    with DefaultScope.overwrite_default_scope(scope):
-        return cfg, MODELS.build(cfg.model)
+    return cfg, build_in_scope(cfg)
 
 
 @pytest.fixture(scope='module')
 def det_checkpoint(tmp_path_factory):
-    cfg, model = build_model(DET_CFG, 'mmdet')
+    cfg, model = build_model(DET_CFG)
     meta = dict(classes=tuple(cfg.metainfo['classes']), palette=cfg.metainfo['palette'])
     path = str(tmp_path_factory.mktemp('det') / 'epoch_12.pth')
     return save_runner_checkpoint(model, meta, path), model.state_dict()
@@ -61,7 +54,7 @@ def det_checkpoint(tmp_path_factory):
 @pytest.fixture(scope='module')
 def seg_checkpoint(tmp_path_factory):
     from mmseg.datasets import CityscapesDataset
-    _, model = build_model(SEG_CFG, 'mmseg')
+    _, model = build_model(SEG_CFG)
     meta = dict(classes=CityscapesDataset.METAINFO['classes'],
                 palette=CityscapesDataset.METAINFO['palette'])
     path = str(tmp_path_factory.mktemp('seg') / 'iter_300.pth')

@@ -16,6 +16,8 @@ import zipfile
 import pytest
 import yaml
 
+from mmsplitattn.engine import build_model
+
 from conftest import (DIVERGE, NO_STATES, ROOT, TINY, copy_with_truncated_latest,
                       finite_checkpoint)
 
@@ -313,31 +315,12 @@ def test_model_index_loads_with_openmmlab_model_index():
         assert all(r.task in TASKS and r.metrics for r in (model.results or []))
 
 
-def build_in_scope(cfg):
-    scope = cfg.default_scope
-    if scope == 'mmdet':
-        from mmdet.registry import MODELS as registry
-        from mmdet.utils import register_all_modules
-    elif scope == 'mmseg':
-        from mmseg.registry import MODELS as registry
-        from mmseg.utils import register_all_modules
-    elif scope == 'mmpretrain':
-        from mmpretrain.registry import MODELS as registry
-        from mmpretrain.utils import register_all_modules
-    else:
-        raise ValueError(f'default_scope {scope!r}: expected mmdet, mmseg or mmpretrain')
-    from mmengine.registry import DefaultScope
-    register_all_modules(init_default_scope=False)
-    with DefaultScope.overwrite_default_scope(scope):
-        return registry.build(cfg.model)
-
-
 @pytest.mark.parametrize('entry', MODELS, ids=[m['Name'] for _, _, m in MODELS])
 def test_listed_config_builds_with_the_listed_parameters(entry):
     from mmengine.config import Config
     meta, _, model_info = entry
     cfg = Config.fromfile(osp.join(ROOT, model_info['Config']))
-    model = build_in_scope(cfg)
+    model = build_model(cfg)
     assert type(model.backbone).__module__.startswith('mmsplitattn.'), model_info['Config']
     backbone = sum(p.numel() for p in model.backbone.parameters())
     whole = sum(p.numel() for p in model.parameters())

@@ -15,7 +15,8 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import DefaultScope
+
+from mmsplitattn.engine import build_model
 
 from conftest import ROOT, run_tool
 
@@ -47,21 +48,10 @@ def _load(path):
 
 
 def _build(cfg, part=None):
-    """The config's model (or ``cfg.model[part]``), built in its default
-    scope's registry."""
-    scope = cfg.default_scope
-    if scope == 'mmpretrain':
-        from mmpretrain.registry import MODELS
-        from mmpretrain.utils import register_all_modules
-    elif scope == 'mmdet':
-        from mmdet.registry import MODELS
-        from mmdet.utils import register_all_modules
-    else:
-        from mmseg.registry import MODELS
-        from mmseg.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    with DefaultScope.overwrite_default_scope(scope):
-        return MODELS.build(cfg.model if part is None else cfg.model[part])
+    """The config's model (or ``cfg.model[part]``), built in its default scope's registry."""
+    if part is not None:
+        cfg = Config(dict(default_scope=cfg.default_scope, model=cfg.model[part]))
+    return build_model(cfg)
 
 
 def _architecture(backbone_cfg):

@@ -25,10 +25,8 @@ def parse_args(argv=None):
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save the metrics')
-    parser.add_argument(
-        '--out', type=str,
-        help='detection and classification: dump predictions to a pickle file; '
-        'segmentation: a folder to write the predicted label maps to')
+    parser.add_argument('--out', help='det/cls: a .pkl file for the predictions; seg: a folder '
+                        'for the predicted label maps')
     parser.add_argument('--show', action='store_true', help='show predictions')
     parser.add_argument('--show-dir', help='dir to save pictures of the predictions')
     parser.add_argument('--wait-time', type=float, default=2, help='show interval (s)')
@@ -37,16 +35,12 @@ def parse_args(argv=None):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
-    parser.add_argument(
-        '--fuse-conv-bn', action='store_true',
-        help='fold each BN into the convolution before it (mmcv.cnn.fuse_conv_bn) '
-        'after loading the checkpoint: faster inference, same results')
-    parser.add_argument(
-        '--allow-partial-load', action='store_true',
-        help='test with a checkpoint that does not fit the model (only the '
-        'matching tensors are loaded, with a warning) instead of stopping')
+    parser.add_argument('--fuse-conv-bn', action='store_true', help='fold each BN into its '
+                        'convolution after loading (mmcv.cnn.fuse_conv_bn): same results')
+    parser.add_argument('--allow-partial-load', action='store_true', help='load the matching '
+                        'tensors of a checkpoint that does not fit (safety_cfg)')
     parser.add_argument('--skip-data-check', action='store_true',
-                        help='do not check the annotation files before testing')
+                        help='do not check the test set first (safety_cfg.data_check)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -57,8 +51,7 @@ def parse_args(argv=None):
 def trigger_visualization_hook(cfg, args, task):
     hook = cfg.default_hooks.get('visualization')
     if hook is None:
-        raise RuntimeError('--show/--show-dir need a "visualization" hook in '
-                           'default_hooks')
+        raise RuntimeError('--show/--show-dir need a "visualization" hook in default_hooks')
     hook['draw' if task != 'cls' else 'enable'] = True
     if args.show:
         hook['show'] = True

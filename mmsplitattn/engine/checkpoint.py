@@ -1,5 +1,4 @@
-"""Checkpoint files: written atomically, rotated only after the new one is
-complete, verified and found for ``--resume``."""
+"""Checkpoint files: written atomically, verified, found for ``--resume``."""
 import errno
 import os
 import os.path as osp
@@ -14,9 +13,8 @@ _TMP = re.compile(r'^\..+\.tmp(\d+)$')
 
 
 def write_atomically(path: str, write: Callable[[str], None]) -> None:
-    """``write(tmp_path)``, flush it to disk and rename it to ``path``: readers
-    see the old file or the complete new one. On any error (an interrupt too)
-    the temporary file is removed; an OSError is re-raised naming ``path``."""
+    """``write(tmp_path)``, fsync, rename to ``path``; on any error (an interrupt
+    too) the temporary file is removed, and an OSError is re-raised naming ``path``."""
     tmp = osp.join(osp.dirname(path), f'.{osp.basename(path)}.tmp{os.getpid()}')
     try:
         write(tmp)
@@ -36,8 +34,7 @@ def write_atomically(path: str, write: Callable[[str], None]) -> None:
 
 
 def remove_stale_temp_files(directory: str) -> List[str]:
-    """Remove the temporary files that an interrupted :func:`write_atomically`
-    of a process no longer running left in ``directory``; returns their paths."""
+    """Remove what :func:`write_atomically` of a dead process left in ``directory``."""
     removed = []
     for name in os.listdir(directory) if osp.isdir(directory) else []:
         match = _TMP.match(name)
@@ -55,12 +52,10 @@ def remove_stale_temp_files(directory: str) -> List[str]:
 
 @register_backend('atomic_local')
 class AtomicLocalBackend(LocalBackend):
-    """MMEngine's local file backend for checkpoints
-    (``CheckpointHook(backend_args=dict(backend='atomic_local'))``): ``put``
-    writes through :func:`write_atomically`, and ``remove`` (the hook's
-    rotation, which runs before the save) takes effect only once the next
-    ``put`` into the same directory has completed, so a failed or interrupted
-    save never costs an older checkpoint."""
+    """MMEngine's local file backend (``backend_args=dict(backend='atomic_local')``)
+    whose ``put`` is :func:`write_atomically` and whose ``remove`` (the
+    CheckpointHook's rotation, before the save) waits for the next complete
+    ``put`` into that directory: a failed save never costs an older file."""
 
     _pending: Dict[str, List[str]] = {}  # directory -> files to remove after its next put
 
@@ -82,10 +77,9 @@ class AtomicLocalBackend(LocalBackend):
 
 
 def check_checkpoint(path: str, crc: bool = True) -> None:
-    """Raise FileNotFoundError or RuntimeError naming ``path`` if it is missing
-    or not a complete checkpoint. With ``crc`` every member of the zip archive
-    is read and CRC-checked; without, only its directory (a truncated file
-    fails). URLs and legacy (pickle) checkpoints are left to torch."""
+    """Raise FileNotFoundError or RuntimeError naming a missing or incomplete
+    checkpoint: the zip directory is read (``crc``: every member's CRC too).
+    URLs and legacy pickle files are left to torch."""
     if '://' in path:
         return
     if not osp.isfile(path):
@@ -106,14 +100,10 @@ def check_checkpoint(path: str, crc: bool = True) -> None:
 
 
 def find_resumable_checkpoint(work_dir: str) -> Tuple[Optional[str], List[Tuple[str, str]]]:
-    """The newest checkpoint of ``work_dir`` that passes :func:`check_checkpoint`,
-    and (path, reason) of each newer one that did not.
-
-    Candidates, newest first: the one MMEngine's ``find_latest_checkpoint``
-    names (the ``last_checkpoint`` pointer; a copied or moved work dir's own
-    file of that name rather than the original's), then ``*_<N>.pth`` by
-    decreasing N (``best_*`` excluded).
-    """
+    """The newest good checkpoint of ``work_dir`` (or None) and (path, reason) of
+    each newer bad one. Candidates: what MMEngine's ``find_latest_checkpoint``
+    names (the work dir's own file of that name, if a copied dir has it), then
+    ``*_<N>.pth`` by decreasing N (not ``best_*``)."""
     candidates = []
     last = find_latest_checkpoint(work_dir)
     if last:
@@ -138,9 +128,7 @@ def find_resumable_checkpoint(work_dir: str) -> Tuple[Optional[str], List[Tuple[
 
 
 def checkpoint_due(hook, runner, epoch_end: bool) -> bool:
-    """Whether the CheckpointHook ``hook`` saves after the current training
-    iteration (``epoch_end=False``) or epoch (``epoch_end=True``), by its own
-    ``interval``/``save_begin``/``save_last``."""
+    """Whether the CheckpointHook ``hook`` saves after this iteration or epoch."""
     if hook is None or hook.by_epoch != epoch_end:
         return False
     if epoch_end:

@@ -14,27 +14,20 @@ from .utils import unwrap_model
 
 @HOOKS.register_module()
 class NonFiniteCheckHook(Hook):
-    """Raise ``FloatingPointError`` on every rank when training diverges.
+    """Raise ``FloatingPointError`` on every rank when training diverges, before
+    the CheckpointHook (or anything after RuntimeInfoHook) sees the iteration.
 
-    Every iteration it reads the loss terms and the gradient norm that
-    MMEngine has already logged (host floats: no synchronisation of its own;
-    in a distributed run one ``all_reduce`` of a flag). The weights are
-    checked at each logging interval and before every checkpoint, through one
-    total norm (``torch.nn.utils.get_total_norm``: multi-tensor kernels, one
-    synchronisation). It runs before every other hook of the iteration except
-    MMEngine's RuntimeInfoHook, so the CheckpointHook never saves (or rotates
-    away) anything after the divergence.
-
-    Under a loss scaler (``AmpOptimWrapper``) a non-finite step is one the
-    scaler skips, which is normal: training stops after ``max_skipped``
-    consecutive ones, or when the loss scale falls below ``min_loss_scale``.
+    Every iteration: the loss terms and gradient norm MMEngine has logged (host
+    floats; distributed, one ``all_reduce`` of a flag). At each logging interval
+    and before every checkpoint: the weights' total norm
+    (``torch.nn.utils.get_total_norm``, one synchronisation). Under a loss
+    scaler a non-finite step is one it skips: the run stops after ``max_skipped``
+    consecutive ones or when the scale falls below ``min_loss_scale``.
 
     Args:
         every_iter (bool): check the weights every iteration. Defaults to False.
-        max_skipped (int): consecutive non-finite steps tolerated under a loss
-            scaler. Defaults to 20.
-        min_loss_scale (float): lowest loss scale that is not a collapse.
-            Defaults to 1e-4.
+        max_skipped (int): consecutive skipped steps tolerated. Defaults to 20.
+        min_loss_scale (float): lowest healthy loss scale. Defaults to 1e-4.
     """
 
     priority = 'VERY_HIGH'
@@ -93,7 +86,7 @@ class NonFiniteCheckHook(Hook):
         if scale_bad and scaler is not None:
             bad = dict(bad, loss_scale=scaler.get_scale())
         raise FloatingPointError(self._message(runner, where, batch_idx, bad, bad_weights,
-                                               loss_bad and not bad, scale_bad))
+                                               loss_bad and not bad))
 
     @staticmethod
     def _non_finite_names(runner) -> List[str]:
@@ -101,38 +94,30 @@ class NonFiniteCheckHook(Hook):
         finite = torch.stack([torch.isfinite(p).all() for _, p in named]).tolist()
         return [n for (n, _), ok in zip(named, finite) if not ok] or ['(norm overflows)']
 
-    def _message(self, runner, where, batch_idx, bad, bad_weights, elsewhere=False,
-                 scale_bad=False) -> str:
-        found = []
-        if runner.train_loop is not None and hasattr(runner.train_loop, 'max_epochs') \
-                and batch_idx is not None:
+    def _message(self, runner, where, batch_idx, bad, bad_weights, elsewhere=False) -> str:
+        if batch_idx is not None and hasattr(runner.train_loop, 'max_epochs'):
             where += f' (epoch {runner.epoch + 1}, batch {batch_idx + 1})'
         terms = {k: v for k, v in bad.items() if 'loss' in k and k != 'loss_scale'}
-        if terms:
-            found.append('loss terms ' + ', '.join(f'{k}={v}' for k, v in terms.items()))
-        if 'grad_norm' in bad:
-            found.append(f'gradient norm {bad["grad_norm"]}')
-        if bad_weights:
-            n = sum(1 for _ in unwrap_model(runner.model).parameters())
-            found.append(f'{len(bad_weights)} of {n} parameter tensors (first: '
-                         f'{", ".join(bad_weights[:3])})')
-        if elsewhere:
-            found.append('values on another rank')
+        n = sum(1 for _ in unwrap_model(runner.model).parameters())
+        found = [text for cond, text in [
+            (terms, 'loss terms ' + ', '.join(f'{k}={v}' for k, v in terms.items())),
+            ('grad_norm' in bad, f'gradient norm {bad.get("grad_norm")}'),
+            (bad_weights, f'{len(bad_weights)} of {n} parameter tensors (first: '
+                          f'{", ".join(bad_weights[:3])})'),
+            (elsewhere, 'values on another rank')] if cond]
+        what = f'non-finite {"; ".join(found)}'
         if 'loss_scale' in bad:
             what = (f'the loss scale fell to {bad["loss_scale"]:g}, below min_loss_scale='
                     f'{self.min_loss_scale:g}')
         elif getattr(runner.optim_wrapper, 'loss_scaler', None) is not None and not bad_weights:
             what = (f'{self._skipped} consecutive steps were skipped by the loss scaler '
                     f'(max_skipped={self.max_skipped}), the last with {"; ".join(found)}')
-        else:
-            what = f'non-finite {"; ".join(found)}'
-        lrs = runner.optim_wrapper.get_lr().get('lr', [])
+        lrs = runner.optim_wrapper.get_lr().get('lr', ['?'])
         last = runner.message_hub.get_info('last_ckpt')
-        kept = (f'the last checkpoint, {last}, was written before and is kept'
-                if last else 'no checkpoint was written')
+        kept = f'the last checkpoint, {last}, was written before and is kept' if last else \
+            'no checkpoint was written'
         return (f'training diverged at {where}: {what}. Stopped before anything of this '
                 f'iteration was saved; {kept}. Try a lower learning rate '
-                f'(optim_wrapper.optimizer.lr, now {lrs[0] if lrs else "?"}), a longer '
-                'warm-up (param_scheduler LinearLR), gradient clipping '
-                '(optim_wrapper.clip_grad=dict(max_norm=35, norm_type=2)), or with --amp '
-                "loss scaling (AmpOptimWrapper, loss_scale='dynamic').")
+                f'(optim_wrapper.optimizer.lr, now {lrs[0]}), a longer warm-up (param_scheduler '
+                'LinearLR), gradient clipping (optim_wrapper.clip_grad=dict(max_norm=35, '
+                "norm_type=2)), or with --amp loss scaling (AmpOptimWrapper, loss_scale='dynamic').")

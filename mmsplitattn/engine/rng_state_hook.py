@@ -1,7 +1,5 @@
-"""Keep the random number generators in checkpoints, so a resumed run draws
-the same random numbers (RPN/RoI sampling, dropout, ...) as an uninterrupted
-one. MMEngine restores the model, optimizer, schedulers and data order, but
-not the generators of the training processes."""
+"""Generator states in checkpoints: a resumed run draws the same random numbers
+(RoI sampling, dropout, ...) as an uninterrupted one; MMEngine does not keep them."""
 import random
 
 import numpy as np
@@ -24,12 +22,8 @@ def _rng_state() -> dict:
 
 @HOOKS.register_module()
 class RNGStateHook(Hook):
-    """Save every rank's generator states with each checkpoint and restore
-    them when the checkpoint is loaded by the same number of processes.
-
-    Checkpoints are written by rank 0 alone, so in a distributed run the
-    states are gathered (on every rank) just before the CheckpointHook saves.
-    """
+    """Save every rank's generator states with each checkpoint (gathered on all
+    ranks before rank 0 saves) and restore them on a run of as many processes."""
 
     priority = 'LOW'
 

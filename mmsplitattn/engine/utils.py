@@ -12,8 +12,8 @@ TASKS = {'mmdet': 'det', 'mmseg': 'seg', 'mmpretrain': 'cls'}
 
 
 def prepare_torch_load() -> None:
-    """Let MMEngine 0.10 load its own checkpoints (which pickle message hubs)
-    on torch >= 2.6, where a call leaving ``weights_only`` unset refuses them."""
+    """No longer needed (``import mmsplitattn`` allow-lists MMEngine's classes);
+    kept until tools/analysis_tools/visualize_attention.py drops its call."""
     os.environ.setdefault('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
 
 
@@ -59,8 +59,7 @@ def task_of(cfg, tasks=('det', 'seg', 'cls')) -> str:
 
 
 def unwrap_model(model):
-    """The model inside DDP-style wrappers and test-time-augmentation models,
-    the module MMEngine loads checkpoints into."""
+    """The model inside DDP-style wrappers and test-time-augmentation models."""
     from mmengine.model import BaseTTAModel, is_model_wrapper
     while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
         model = model.module
@@ -68,8 +67,7 @@ def unwrap_model(model):
 
 
 def build_model(cfg):
-    """``cfg.model`` built in the registry of the config's ``default_scope``, as
-    the Runner builds it (mmdet, mmseg and mmpretrain modules register on use)."""
+    """``cfg.model`` built in its ``default_scope``'s registry, as the Runner does."""
     from mmengine.registry import MODELS, DefaultScope
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
         return MODELS.build(cfg.model)

@@ -11,6 +11,7 @@ ratio. Run from a directory holding the config's data (``data/demo``).
 """
 import argparse
 import copy
+import itertools
 import statistics
 import tempfile
 
@@ -25,8 +26,12 @@ QUICK = {'train_dataloader.persistent_workers': False, 'randomness.seed': 0,
          'default_hooks.checkpoint.interval': 10 ** 6, 'default_hooks.logger.interval': 10}
 
 
+_runs = itertools.count()
+
+
 def step_time(cfg, plain: bool, iters: int, warmup: int) -> float:
     cfg = copy.deepcopy(cfg)
+    cfg.experiment_name = f'benchmark_safety_{next(_runs)}'  # MMEngine's instances by name
     cfg.train_cfg = dict(by_epoch=False, max_iters=iters, val_interval=10 ** 6)
     with tempfile.TemporaryDirectory() as work_dir:
         cfg.work_dir = work_dir
