@@ -39,6 +39,7 @@ def _copy_data(demo_root, tmp_path, name):
 
 # 2. Atomic, verified checkpoints (resume past a corrupt one: test_entry_points.py) -------
 
+@pytest.mark.slow  # training / test subprocesses
 def test_full_disk_names_the_checkpoint_and_leaves_no_partial_file(demo_root, tmp_path):
     """A 2 MB file size limit (RLIMIT_FSIZE: writes fail with EFBIG, as ENOSPC
     would on a full disk) lets the logs through but not the checkpoint."""
@@ -60,6 +61,7 @@ def test_full_disk_names_the_checkpoint_and_leaves_no_partial_file(demo_root, tm
 
 # 3. Checkpoints that do not fit ----------------------------------------------
 
+@pytest.mark.slow  # training / test subprocesses
 def test_test_refuses_a_checkpoint_of_another_architecture(det_run, demo_root):
     ckpt = str(det_run / 'epoch_2.pth')
     proc = run_tool(['tools/test.py', SEM_CFG, ckpt], cwd=demo_root, check=False)
@@ -102,6 +104,7 @@ def _alive(pid):
         return False
 
 
+@pytest.mark.slow  # training / test subprocesses
 def test_stopped_rank_ends_the_job_within_the_timeout(demo_root, tmp_path):
     """SIGSTOP rank 1 of a 2-process CPU training: rank 0 must report the
     timed-out collective within the configured timeout and exit."""
@@ -313,6 +316,7 @@ def test_config_syntax_error_names_the_file(in_tmp):
 
 # 6. Slurm ---------------------------------------------------------------------
 
+@pytest.mark.slow  # training / test subprocesses
 def test_slurm_train_and_test(det_run, demo_root, slurm_shims, monkeypatch):
     monkeypatch.delenv('MASTER_ADDR', raising=False)  # from scontrol, as on a cluster
     env = {'PATH': f'{slurm_shims}:{os.environ["PATH"]}', 'GPUS': '2', 'GPUS_PER_NODE': '2',
@@ -337,6 +341,7 @@ def test_slurm_train_and_test(det_run, demo_root, slurm_shims, monkeypatch):
 
 # (issue 10) fused inference, (issue 12) classification through the tools ------
 
+@pytest.mark.slow  # training / test subprocesses
 def test_fuse_conv_bn_gives_the_same_metrics(det_run, demo_root):
     val = [r for r in logged_scalars(det_run) if 'coco/bbox_mAP' in r][-1]
     proc = run_tool(['tools/test.py', DET_CFG, str(det_run / 'epoch_2.pth'), '--fuse-conv-bn',
@@ -380,6 +385,7 @@ test_cfg = dict()
 """
 
 
+@pytest.mark.slow  # training / test subprocesses
 def test_classification_train_and_test(demo_root, tmp_path):
     cfg = tmp_path / 'cls_demo.py'
     cfg.write_text(_cls_config(str(demo_root / 'data' / 'demo' / 'imagenet')))

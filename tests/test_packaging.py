@@ -196,6 +196,7 @@ def mim_available():
     return shutil.which('mim', path=osp.dirname(sys.executable)) is not None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not mim_available(), reason='openmim is not installed (requirements/tests.txt)')
 def test_mim_train_and_test_from_the_installed_package(installed, tiny_run, demo_root, tmp_path):
     """`mim train/test mmsplitattn <config>` find the config and tools in <package>/.mim, and

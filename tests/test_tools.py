@@ -9,6 +9,8 @@ import torch
 
 from conftest import DET_CFG, DET_QUICK, ROOT, SEG_CFG, free_port, logged_scalars, run_tool
 
+pytestmark = pytest.mark.slow  # every test starts the tools as subprocesses
+
 SEG_QUICK = ['train_cfg.max_iters=4', 'train_cfg.val_interval=4', 'train_dataloader.batch_size=2',
              'train_dataloader.persistent_workers=False', 'val_dataloader.persistent_workers=False',
              'default_hooks.checkpoint.interval=4']

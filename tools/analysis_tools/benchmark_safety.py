@@ -31,7 +31,10 @@ _runs = itertools.count()
 
 def step_time(cfg, plain: bool, iters: int, warmup: int) -> float:
     cfg = copy.deepcopy(cfg)
-    cfg.experiment_name = f'benchmark_safety_{next(_runs)}'  # MMEngine's instances by name
+    run = next(_runs)  # MMEngine keeps one logger, visualizer, ... per name
+    cfg.experiment_name = f'benchmark_safety_{run}'
+    if cfg.get('visualizer') is not None:
+        cfg.visualizer.name = f'visualizer_{run}'
     cfg.train_cfg = dict(by_epoch=False, max_iters=iters, val_interval=10 ** 6)
     with tempfile.TemporaryDirectory() as work_dir:
         cfg.work_dir = work_dir
