@@ -53,16 +53,16 @@ from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
+import torch.utils.checkpoint
 from mmengine.config import Config
 
 
 @contextlib.contextmanager
 def mmdeploy_on_this_torch() -> Iterator[None]:
     """The run-time adaptations mmdeploy 1.3.1 needs on recent torch (see the
-    module docstring), undone on exit."""
+    module docstring); the patches of torch.onnx are undone on exit."""
     import onnx
     import torch.onnx.symbolic_opset9 as opset9
-    import torch.utils.checkpoint
     with torch.no_grad():  # its lazy imports, outside mmdeploy's RewriterContext
         torch.utils.checkpoint.checkpoint(torch.neg, torch.zeros(1), use_reentrant=False)
     export = torch.onnx.export
