@@ -11,7 +11,7 @@ minus the resident size at that moment; so allocations made before (imports,
 model building) never count. On CUDA it is the caching allocator's peak.
 """
 import resource
-from typing import Callable, Iterable
+from typing import Callable, Dict, Iterable
 
 import torch
 
@@ -59,10 +59,9 @@ class PeakMemory:
         return False
 
 
-def saved_bytes(forward: Callable[[], object], exclude: Iterable[torch.Tensor] = ()) -> int:
-    """Bytes of the distinct storages autograd saves for backward while
-    ``forward()`` runs (views of one storage count once), but those of the
-    tensors in ``exclude`` (e.g. the parameters: they exist anyway)."""
+def saved_storages(forward: Callable[[], object]) -> Dict[int, int]:
+    """{storage address: bytes} of the distinct storages autograd saves for
+    backward while ``forward()`` runs (views of one storage count once)."""
     storages = {}
 
     def pack(t):
@@ -72,6 +71,14 @@ def saved_bytes(forward: Callable[[], object], exclude: Iterable[torch.Tensor] =
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         forward()
+    return storages
+
+
+def saved_bytes(forward: Callable[[], object], exclude: Iterable[torch.Tensor] = ()) -> int:
+    """Bytes saved for backward while ``forward()`` runs (``saved_storages``),
+    but those of the tensors in ``exclude`` (e.g. the parameters: they exist
+    anyway)."""
+    storages = saved_storages(forward)
     for t in exclude:
         storages.pop(t.untyped_storage().data_ptr(), None)
     return sum(storages.values())

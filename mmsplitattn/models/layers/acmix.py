@@ -253,7 +253,8 @@ class ACmix(BaseModule):
 
         q, k, v = self.conv1(x), self.conv2(x), self.conv3(x)
         qkv = torch.stack([heads(q), heads(k), heads(v)], 2)       # (B, d, 3, N, H, W)
-        # recomputed in backward (it draws no random numbers: no RNG state to keep)
+        # recomputed in backward, rate1's product too (so its input is not kept);
+        # it draws no random numbers: no RNG state to keep
         out_att = checkpoint(lambda q, k, v: self.rate1 * self.attention(q, k, v),
                              qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], use_reentrant=False,
                              preserve_rng_state=False)
