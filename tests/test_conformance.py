@@ -63,7 +63,7 @@ SIZES = [torch.randn(2, 3, 64, 64), torch.randn(1, 3, 96, 80)]
 # (name, opset) for the TorchScript-based exporter's opsets users take: 11 is
 # mmdeploy's (its deploy configs' onnx_config), 13 the first with Unflatten, 17
 # torch's default. Opset 11 of the ~1 s models is in the quick loop; ACmix
-# (~10 s an export) and the other opsets are slow tests.
+# (3-7 s a case) and the other opsets (mmdeploy's matters most) are slow tests.
 LEGACY_CASES = [
     pytest.param(name, opset, id=f'{name}-{opset}',
                  marks=[pytest.mark.slow] if name == 'acmix' or opset != 11 else [])
@@ -95,7 +95,7 @@ def _dynamo_exportable(name):
     return build(name, num_stages=1)
 
 
-@pytest.mark.slow  # 8-30 s an export
+@pytest.mark.slow  # 4-13 s a case
 @pytest.mark.parametrize('grad', [False, True], ids=['no_grad', 'grad'])
 @pytest.mark.parametrize('name', ['resnest', 'sem', 'spanet', 'acmix-module'])
 def test_onnx_dynamo_export_runs_in_onnxruntime_at_two_sizes(name, grad, tmp_path):
