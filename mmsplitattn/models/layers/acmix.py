@@ -46,7 +46,7 @@ def reflect(i: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
 
 def tile_indices(x: torch.Tensor, dim: int, stride: int, span: int, pad: int
                  ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Indices (int64) along dim -2 or -1 of x (..., H, W) for the blocked
+    """Indices along dim -2 or -1 of x (..., H, W) for the blocked
     window attention of :meth:`ACmix.attention`, all from x itself (valid at
     every size). With ``n`` the map's size and ``n' = ceil(n / stride)``
     outputs, tiled in ``t = ceil(n' / TILE)`` tiles:
@@ -54,7 +54,9 @@ def tile_indices(x: torch.Tensor, dim: int, stride: int, span: int, pad: int
     * queries (t, TILE): the input position of each output of each tile;
     * keys (t, span): the reflection-padded positions the tile's windows
       read, ``stride * first output - pad + 0..span-1``;
-    * outputs (n',): 0..n'-1, to crop the tiled map to the output's size.
+    * outputs (n',): 0..n'-1 (int64), to crop the tiled map to the output's size.
+
+    Queries and keys stay float (for :func:`tiles`' index arithmetic).
 
     Positions past the map (the last tile's tail) are reflected in too: valid
     indices, whose outputs are cropped away.
@@ -67,7 +69,7 @@ def tile_indices(x: torch.Tensor, dim: int, stride: int, span: int, pad: int
     keys = torch.arange(span, device=x.device, dtype=positions.dtype)
     queries = reflect(stride * (first + tile), last)
     keys = reflect(stride * first - pad + keys, last)
-    return queries.long(), keys.long(), outputs.long()
+    return queries, keys, outputs.long()
 
 
 def window_mask(tile: int, span: int, stride: int, dilation: int, kernel: int,
@@ -82,13 +84,13 @@ def window_mask(tile: int, span: int, stride: int, dilation: int, kernel: int,
 
 def tiles(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """x (B, d, N, H, W) at the (t, r) ``rows`` and (t', c) ``cols``:
-    (B, d, N, t, r, t', c). Sizes are taken from the tensors (no constants
-    in traced graphs)."""
-    x = x.index_select(-2, rows.flatten())
-    x = x.reshape(x.size(0), x.size(1), x.size(2), rows.size(0), rows.size(1), x.size(-1))
-    x = x.index_select(-1, cols.flatten())
-    return x.reshape(x.size(0), x.size(1), x.size(2), x.size(3), x.size(4), cols.size(0),
-                     cols.size(1))
+    (B, d, N, t, r, t', c), one gather over the flattened map. Sizes are
+    taken from the tensors (no constants in traced graphs)."""
+    width = _positions(x, -1)[:, -1:] + 1                          # W, (1, 1)
+    index = rows[:, :, None, None] * width + cols[None, None]      # (t, r, t', c)
+    x = x.flatten(-2).index_select(-1, index.flatten().long())
+    return x.reshape(x.size(0), x.size(1), x.size(2), rows.size(0), rows.size(1),
+                     cols.size(0), cols.size(1))
 
 
 class Kernel(nn.Module):
