@@ -117,16 +117,13 @@ def test_installed_wheel_runs_a_config_away_from_the_checkout(installed, tmp_pat
 import json, os.path as osp
 import mmsplitattn
 from mmengine.config import Config
-from mmengine.registry import DefaultScope
-from mmdet.registry import MODELS
-from mmdet.utils import register_all_modules
+from mmsplitattn.engine import build_model
 mim = osp.join(osp.dirname(mmsplitattn.__file__), '.mim')
 cfg = Config.fromfile(osp.join(mim, 'configs', 'maskrcnn_resnest50.py'))
-register_all_modules(init_default_scope=False)
-with DefaultScope.overwrite_default_scope(cfg.default_scope):
-    model = MODELS.build(cfg.model)
+model = build_model(cfg)
 print(json.dumps(dict(package=mmsplitattn.__file__, backbone=type(model.backbone).__module__,
-                      depth=model.backbone.depth, train_py=osp.isfile(osp.join(mim, 'tools', 'train.py')),
+                      depth=model.backbone.depth,
+                      train_py=osp.isfile(osp.join(mim, 'tools', 'train.py')),
                       index=osp.isfile(osp.join(mim, 'model-index.yml')))))
 '''
     out = run([sys.executable, '-c', script], cwd=str(tmp_path), env=env_with(installed))
