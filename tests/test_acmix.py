@@ -64,12 +64,9 @@ def test_any_size_agrees_with_unfold_in_value_and_gradient(size, stride, dilatio
         assert_close_rel(g, r, 1e-5, name, atol=1e-5)
 
 
-SLOW = pytest.mark.slow
-
-
 @pytest.mark.parametrize('size,stride,dilation,kernel_att', [
-    ((5, 3), 1, 1, 3), ((2, 1), 1, 1, 5), pytest.param((5, 4), 2, 1, 3, marks=SLOW),
-    pytest.param((6, 5), 1, 2, 3, marks=SLOW), pytest.param((7, 6), 1, 1, 7, marks=SLOW)])
+    ((5, 3), 1, 1, 3), ((2, 1), 1, 1, 5), ((5, 4), 2, 1, 3), ((6, 5), 1, 2, 3),
+    ((7, 6), 1, 1, 7)])
 def test_gradcheck_float64(size, stride, dilation, kernel_att):
     """Through the recomputed attention (x, conv_p, rate1) and the composed
     kernel (fc); every gradient is also checked against unfold above."""

@@ -3,14 +3,11 @@ training, device independent): ACmix-ResNet-50 against mmdet's ResNet-50."""
 import os.path as osp
 import sys
 
-import pytest
-
 from conftest import ROOT
 
 sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
 
 
-@pytest.mark.slow  # two ResNet-50 forwards
 def test_acmix_resnet50_keeps_about_the_activations_of_resnet50():
     """ACmix keeps q, k and v once, nothing of its attention. Activations
     only (parameters and input aside): 1.31x at this size, 1.27x at 512x864
