@@ -39,10 +39,12 @@ def test_get_flops_acmix_resnet50():
                                  'mask-rcnn_acmix50_fpn_syncbn-backbone+head_ms-1x_coco.py'), (224, 224),
                         backbone_only=True)
     assert 'model' not in result
-    # README: 18.6M with the 1000-class fc (2.05M); 3.6 GFLOPs counting the
-    # attention's element-wise products, which the tracer does not count.
+    # README: 18.6M with the 1000-class fc (2.05M), 3.6 GFLOPs. The tracer counts
+    # what this formulation multiplies: the convolutions and, per 8x8 query block,
+    # the logits and weighted sums over the keys its windows cover (196 per query
+    # at 7x7, of which each query keeps 49), so more than the paper's figure.
     assert abs(result['backbone']['params'] / 1e6 - (18.6 - 2.05)) < 0.4
-    assert 3.2 < result['backbone']['flops'] / 1e9 < 3.7
+    assert 3.9 < result['backbone']['flops'] / 1e9 < 4.4
 
 
 def test_analyze_logs_plot_curve(tmp_path):

@@ -1,7 +1,6 @@
 """One helper per concern for the tools and the tests: configs, models."""
 import argparse
 import ast
-import os
 import os.path as osp
 from typing import Optional
 
@@ -9,12 +8,6 @@ from mmengine.config import Config, DictAction
 
 # default_scope -> the task name the tools use
 TASKS = {'mmdet': 'det', 'mmseg': 'seg', 'mmpretrain': 'cls'}
-
-
-def prepare_torch_load() -> None:
-    """No longer needed (``import mmsplitattn`` allow-lists MMEngine's classes);
-    kept until tools/analysis_tools/visualize_attention.py drops its call."""
-    os.environ.setdefault('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:

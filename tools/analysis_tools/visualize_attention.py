@@ -24,7 +24,6 @@ import mmcv  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
 from mmsplitattn.engine import check_checkpoint, task_of  # noqa: E402
-from mmsplitattn.engine.utils import prepare_torch_load  # noqa: E402
 from mmsplitattn.models import SEM, ACmix, SPABlock, SplitAttentionConv2d  # noqa: E402
 
 KINDS = (SplitAttentionConv2d, SEM, SPABlock, ACmix)
@@ -145,7 +144,6 @@ def plot_acmix_window(mods, img_shape, pixel, out):
 
 def visualize(config, checkpoint, image, out_dir, pixel=None, device='cpu'):
     """Write the figures; returns their paths."""
-    prepare_torch_load()
     check_checkpoint(checkpoint)
     if not osp.isfile(image):
         raise FileNotFoundError(f'image {image!r} does not exist')
