@@ -1,23 +1,16 @@
-"""Train a detector (mmdet), segmentor (mmseg) or classifier (mmpretrain) from
-a config: mmdet's tools/train.py with the package's Runner
-(``mmsplitattn.SafeRunner``, whose protections docs/training.md lists) for
-configs that name no ``runner_type``. Single process, torchrun
-(tools/dist_train.sh), slurm (tools/slurm_train.sh), with or without CUDA."""
-import argparse
-import os
-import os.path as osp
-
+"""Train a detector (mmdet), segmentor (mmseg) or classifier (mmpretrain):
+mmdet's tools/train.py with ``mmsplitattn.SafeRunner`` (docs/training.md) for
+configs that name no ``runner_type``; single process, torchrun or slurm, with
+or without CUDA."""
 import torch
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 
-from mmsplitattn.engine.utils import CfgOptionsAction, load_config
+from mmsplitattn.engine.utils import tool_config, tool_parser
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Train a detector, segmentor or classifier')
-    parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser = tool_parser('Train a detector, segmentor or classifier')
     parser.add_argument('--amp', action='store_true',
                         help='automatic mixed precision (on CPUs: bfloat16 autocast)')
     parser.add_argument('--auto-scale-lr', action='store_true',
@@ -25,22 +18,9 @@ def parse_args(argv=None):
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from the given checkpoint, or, with no value, from the '
                         'newest complete checkpoint in the work dir')
-    parser.add_argument('--allow-partial-load', action='store_true',
-                        help='load a checkpoint that does not fit the model (the matching '
-                        'tensors) instead of stopping (safety_cfg.allow_partial_load)')
-    parser.add_argument('--skip-data-check', action='store_true',
-                        help='do not check the datasets first (safety_cfg.data_check)')
     parser.add_argument('--no-nonfinite-check', action='store_true',
                         help='train through NaN/inf (safety_cfg.non_finite_check)')
-    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
-                        help='override config settings: key=value pairs')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parser.parse_args(argv)
 
 
 def use_amp(cfg) -> None:
@@ -62,12 +42,7 @@ def use_amp(cfg) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = load_config(args.config, args.cfg_options)
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = tool_config(args)
     if args.amp:
         use_amp(cfg)
     if args.auto_scale_lr:
@@ -77,12 +52,8 @@ def main(argv=None):
     if args.resume is not None:
         cfg.resume = True
         cfg.load_from = None if args.resume == 'auto' else args.resume
-    safety = cfg.setdefault('safety_cfg', {})
-    safety.update({k: False for k, off in [('data_check', args.skip_data_check),
-                                          ('non_finite_check', args.no_nonfinite_check)] if off})
-    if args.allow_partial_load:
-        safety['allow_partial_load'] = True
-    cfg.setdefault('runner_type', 'mmsplitattn.SafeRunner')
+    if args.no_nonfinite_check:
+        cfg.safety_cfg['non_finite_check'] = False
     RUNNERS.build(cfg).train()
 
 

@@ -1,6 +1,7 @@
 """One helper per concern for the tools and the tests: configs, models."""
 import argparse
 import ast
+import os
 import os.path as osp
 from typing import Optional
 
@@ -39,6 +40,44 @@ class CfgOptionsAction(DictAction):
                 raise argparse.ArgumentError(self, f'{pair!r} is not key=value with a non-empty '
                                              'key and value, e.g. train_cfg.max_epochs=12')
         super().__call__(parser, namespace, values, option_string)
+
+
+def tool_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments tools/train.py and tools/test.py share (``config`` first)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs, metrics and models')
+    parser.add_argument('--allow-partial-load', action='store_true',
+                        help='load the matching tensors of a checkpoint that does not fit the '
+                        'model instead of stopping (safety_cfg.allow_partial_load)')
+    parser.add_argument('--skip-data-check', action='store_true',
+                        help='do not check the datasets first (safety_cfg.data_check)')
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
+                        help='override config settings: key=value pairs')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
+def tool_config(args) -> Config:
+    """The config of :func:`tool_parser`'s ``args``, for ``mmsplitattn.SafeRunner``
+    unless it names its own ``runner_type``."""
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    cfg = load_config(args.config, args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.setdefault('safety_cfg', {})  # returns the dict before Config converts it
+    safety = cfg.safety_cfg
+    if args.skip_data_check:
+        safety['data_check'] = False
+    if args.allow_partial_load:
+        safety['allow_partial_load'] = True
+    cfg.setdefault('runner_type', 'mmsplitattn.SafeRunner')
+    return cfg
 
 
 def task_of(cfg, tasks=('det', 'seg', 'cls')) -> str:
