@@ -16,10 +16,11 @@ fc.*                   dropped
 import os
 import os.path as osp
 import re
-import tempfile
 from collections import OrderedDict
 
 import torch
+
+from mmsplitattn.engine import write_atomically
 
 _STEM = re.compile(r'^conv1\.(0|1|3|4|6)\.(.+)$')
 _LAYER = re.compile(r'^layer[1-4]\.\d+\.')
@@ -77,16 +78,8 @@ def convert_resnest(state_dict, log=print):
 
 def save_checkpoint(state_dict, dst, meta):
     """Write ``{'meta', 'state_dict'}`` to ``dst`` atomically."""
-    parent = osp.dirname(osp.abspath(dst))
-    os.makedirs(parent, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.pth', dir=parent)
-    os.close(fd)
-    try:
-        torch.save(dict(meta=meta, state_dict=state_dict), tmp)
-        os.replace(tmp, dst)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
+    write_atomically(dst, lambda tmp: torch.save(dict(meta=meta, state_dict=state_dict), tmp))
 
 
 def convert_file(src, dst, source_name, log=print):

@@ -176,16 +176,15 @@ def test_official_layout_and_d8():
 
 
 def test_in_mask_rcnn_and_segmentor():
-    from mmdet.registry import MODELS as DET
     from mmdet.testing import demo_mm_inputs
-    from mmdet.utils import register_all_modules
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
     from conftest import ROOT
-    register_all_modules(init_default_scope=False)
+
+    from mmsplitattn.engine import build_model
     cfg = Config.fromfile(f'{ROOT}/configs/demo/maskrcnn_acmix_demo.py')
     with DefaultScope.overwrite_default_scope('mmdet'):
-        model = DET.build(cfg.model)
+        model = build_model(cfg)
         packed = demo_mm_inputs(2, [[3, 64, 64], [3, 64, 48]], with_mask=True, num_classes=3)
         data = model.data_preprocessor(packed, True)
         losses = model(**data, mode='loss')
@@ -195,9 +194,6 @@ def test_in_mask_rcnn_and_segmentor():
             preds = model(**model.data_preprocessor(packed, False), mode='predict')
         assert len(preds) == 2 and 'masks' in preds[0].pred_instances
 
-    from mmseg.registry import MODELS as SEG
-    from mmseg.utils import register_all_modules as register_seg
-    register_seg(init_default_scope=False)
     cfg = Config.fromfile(f'{ROOT}/configs/demo/fcn_resnest_demo.py')
     cfg.model.backbone = dict(type='mmsplitattn.ACmixResNet', depth=26, deep_stem=True,
                               strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4),
@@ -205,7 +201,7 @@ def test_in_mask_rcnn_and_segmentor():
     with DefaultScope.overwrite_default_scope('mmseg'):
         from mmseg.structures import SegDataSample
         from mmengine.structures import PixelData
-        seg = SEG.build(cfg.model)
+        seg = build_model(cfg)
         samples = []
         for _ in range(2):
             s = SegDataSample(metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64),

@@ -92,14 +92,11 @@ def test_benchmark_acmix_runs(tmp_path):
     ('acmix', ['acmix_rates.png', 'acmix_window.png']),
 ])
 def test_visualize_attention(demo_root, tmp_path, backbone, figures):
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    from mmengine.registry import DefaultScope
     from visualize_attention import visualize
-    register_all_modules(init_default_scope=False)
+
+    from mmsplitattn.engine import build_model
     config = osp.join(ROOT, 'configs', 'demo', f'maskrcnn_{backbone}_demo.py')
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        model = MODELS.build(Config.fromfile(config).model)
+    model = build_model(Config.fromfile(config))
     ckpt = tmp_path / 'model.pth'
     torch.save(dict(state_dict=model.state_dict(),
                     meta=dict(dataset_meta=dict(classes=('circle', 'square', 'triangle')))), ckpt)

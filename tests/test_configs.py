@@ -10,6 +10,8 @@ from mmengine.registry import DefaultScope, init_default_scope
 
 from conftest import ROOT
 
+from mmsplitattn.engine import build_model
+
 CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
                  if '_base_' not in p)
 
@@ -24,25 +26,13 @@ def test_configs_found():
             'configs/resnest/deeplabv3plus_resnest101-d8_4xb2-80k_cityscapes-512x1024.py'} <= names
 
 
-def _registries(scope):
-    if scope == 'mmdet':
-        from mmdet.registry import MODELS
-        from mmdet.utils import register_all_modules
-    else:
-        from mmseg.registry import MODELS
-        from mmseg.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    return MODELS
-
-
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, ROOT))
 def test_config_builds(path):
     cfg = Config.fromfile(path)
     scope = cfg.default_scope
-    models = _registries(scope)
     with DefaultScope.overwrite_default_scope(scope):
         init_default_scope(scope)
-        model = models.build(cfg.model)
+        model = build_model(cfg)
         assert type(model.backbone).__module__.startswith('mmsplitattn.'), \
             f'{path} builds {type(model.backbone)} instead of an mmsplitattn backbone'
         assert sum(p.numel() for p in model.parameters()) > 0

@@ -29,7 +29,6 @@ must be at most ``--tolerance``, or the tool fails (and removes the file).
 SyncBN becomes BN (inference is the same).
 """
 import argparse
-import os
 import os.path as osp
 import sys
 from typing import List, Optional, Sequence
@@ -39,7 +38,7 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config, DictAction
 
-from mmsplitattn.engine import build_model, task_of
+from mmsplitattn.engine import build_model, task_of, write_atomically
 
 
 class BackboneNeck(nn.Module):
@@ -167,18 +166,18 @@ def main(argv=None) -> float:
     print(f'exporting the {"backbone + neck" if task == "det" else "whole model"} of '
           f'{args.config} at {args.shape[0]}x{args.shape[1]} '
           f'({"dynamo" if args.dynamo else "legacy"} exporter) to {out}')
-    tmp = out + '.part'
-    try:
+    result = {}
+
+    def export_and_check(tmp):  # renamed to ``out`` only once it passes
         export(module, tmp, args.shape, args.opset, args.dynamo)
         print('checking with onnxruntime:')
-        worst = check(module, tmp, [args.shape, check_shape])
+        result['worst'] = worst = check(module, tmp, [args.shape, check_shape])
         if not worst <= args.tolerance:
             raise RuntimeError(f'onnxruntime differs from PyTorch by {worst:.2e} (relative), '
                                f'more than --tolerance {args.tolerance:g}')
-        os.replace(tmp, out)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+
+    write_atomically(out, export_and_check)
+    worst = result['worst']
     print(f'{out}: max relative difference {worst:.2e} (tolerance {args.tolerance:g})')
     return worst
 
