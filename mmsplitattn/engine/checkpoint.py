@@ -36,15 +36,13 @@ def write_atomically(path: str, write: Callable[[str], None]) -> None:
 def remove_stale_temp_files(directory: str) -> List[str]:
     """Remove what :func:`write_atomically` of a dead process left in ``directory``."""
     removed = []
-    for name in os.listdir(directory) if osp.isdir(directory) else []:
-        match = _TMP.match(name)
-        if match is None:
-            continue
+    names = os.listdir(directory) if osp.isdir(directory) else []
+    for match in filter(None, map(_TMP.match, names)):
         try:
             os.kill(int(match.group(1)), 0)
         except ProcessLookupError:
-            os.remove(osp.join(directory, name))
-            removed.append(osp.join(directory, name))
+            removed.append(osp.join(directory, match.group(0)))
+            os.remove(removed[-1])
         except PermissionError:  # alive, another user's
             pass
     return removed

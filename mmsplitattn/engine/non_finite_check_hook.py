@@ -15,18 +15,14 @@ from .utils import unwrap_model
 @HOOKS.register_module()
 class NonFiniteCheckHook(Hook):
     """Raise ``FloatingPointError`` on every rank when training diverges, before
-    the CheckpointHook (or anything after RuntimeInfoHook) sees the iteration.
-
-    Every iteration: the loss terms and gradient norm MMEngine has logged (host
-    floats; distributed, one ``all_reduce`` of a flag). At each logging interval
-    and before every checkpoint: the weights' total norm
-    (``torch.nn.utils.get_total_norm``, one synchronisation). Under a loss
-    scaler a non-finite step is one it skips: the run stops after ``max_skipped``
-    consecutive ones or when the scale falls below ``min_loss_scale``.
+    the CheckpointHook sees the iteration: the logged loss terms and gradient
+    norm every iteration, the weights' total norm at each logging interval and
+    before every checkpoint (docs/training.md, "non-finite values").
 
     Args:
         every_iter (bool): check the weights every iteration. Defaults to False.
-        max_skipped (int): consecutive skipped steps tolerated. Defaults to 20.
+        max_skipped (int): under a loss scaler, consecutive skipped steps
+            tolerated. Defaults to 20.
         min_loss_scale (float): lowest healthy loss scale. Defaults to 1e-4.
     """
 
@@ -69,17 +65,15 @@ class NonFiniteCheckHook(Hook):
         scaler = getattr(runner.optim_wrapper, 'loss_scaler', None)
         loss_bad = bool(bad) if scaler is None else self._skipped >= self.max_skipped
         scale_bad = weights and scaler is not None and scaler.get_scale() < self.min_loss_scale
-        if not weights and get_world_size() == 1:  # no device work, no synchronisation
-            if loss_bad:
-                raise FloatingPointError(self._message(runner, where, batch_idx, bad, []))
-            return
-        params = [p.detach() for p in unwrap_model(runner.model).parameters()]
-        flag = torch.tensor([loss_bad, scale_bad, False], dtype=torch.float32,
-                            device=params[0].device)
-        if weights:
-            flag[2] = ~torch.isfinite(torch.nn.utils.get_total_norm(params))
-        all_reduce(flag, op='max')
-        loss_bad, scale_bad, weights_bad = (v > 0 for v in flag.tolist())
+        weights_bad = False
+        if weights or get_world_size() > 1:  # else no device work, no synchronisation
+            params = [p.detach() for p in unwrap_model(runner.model).parameters()]
+            flag = torch.tensor([loss_bad, scale_bad, False], dtype=torch.float32,
+                                device=params[0].device)
+            if weights:
+                flag[2] = ~torch.isfinite(torch.nn.utils.get_total_norm(params))
+            all_reduce(flag, op='max')
+            loss_bad, scale_bad, weights_bad = (v > 0 for v in flag.tolist())
         if not (loss_bad or scale_bad or weights_bad):
             return
         bad_weights = self._non_finite_names(runner) if weights_bad else []
@@ -97,27 +91,28 @@ class NonFiniteCheckHook(Hook):
     def _message(self, runner, where, batch_idx, bad, bad_weights, elsewhere=False) -> str:
         if batch_idx is not None and hasattr(runner.train_loop, 'max_epochs'):
             where += f' (epoch {runner.epoch + 1}, batch {batch_idx + 1})'
-        terms = {k: v for k, v in bad.items() if 'loss' in k and k != 'loss_scale'}
-        n = sum(1 for _ in unwrap_model(runner.model).parameters())
-        found = [text for cond, text in [
-            (terms, 'loss terms ' + ', '.join(f'{k}={v}' for k, v in terms.items())),
+        terms = ', '.join(f'{k}={v}' for k, v in bad.items() if 'loss' in k and k != 'loss_scale')
+        n = len(list(unwrap_model(runner.model).parameters()))
+        found = '; '.join(text for cond, text in [
+            (terms, f'loss terms {terms}'),
             ('grad_norm' in bad, f'gradient norm {bad.get("grad_norm")}'),
             (bad_weights, f'{len(bad_weights)} of {n} parameter tensors (first: '
                           f'{", ".join(bad_weights[:3])})'),
-            (elsewhere, 'values on another rank')] if cond]
-        what = f'non-finite {"; ".join(found)}'
+            (elsewhere, 'values on another rank')] if cond)
         if 'loss_scale' in bad:
             what = (f'the loss scale fell to {bad["loss_scale"]:g}, below min_loss_scale='
                     f'{self.min_loss_scale:g}')
         elif getattr(runner.optim_wrapper, 'loss_scaler', None) is not None and not bad_weights:
             what = (f'{self._skipped} consecutive steps were skipped by the loss scaler '
-                    f'(max_skipped={self.max_skipped}), the last with {"; ".join(found)}')
-        lrs = runner.optim_wrapper.get_lr().get('lr', ['?'])
+                    f'(max_skipped={self.max_skipped}), the last with {found}')
+        else:
+            what = f'non-finite {found}'
         last = runner.message_hub.get_info('last_ckpt')
         kept = f'the last checkpoint, {last}, was written before and is kept' if last else \
             'no checkpoint was written'
         return (f'training diverged at {where}: {what}. Stopped before anything of this '
-                f'iteration was saved; {kept}. Try a lower learning rate '
-                f'(optim_wrapper.optimizer.lr, now {lrs[0]}), a longer warm-up (param_scheduler '
-                'LinearLR), gradient clipping (optim_wrapper.clip_grad=dict(max_norm=35, '
-                "norm_type=2)), or with --amp loss scaling (AmpOptimWrapper, loss_scale='dynamic').")
+                f'iteration was saved; {kept}. Try a lower learning rate (optim_wrapper.'
+                f'optimizer.lr, now {runner.optim_wrapper.get_lr().get("lr", ["?"])[0]}), a '
+                'longer warm-up (param_scheduler LinearLR), gradient clipping (optim_wrapper.'
+                'clip_grad=dict(max_norm=35, norm_type=2)), or with --amp loss scaling '
+                "(AmpOptimWrapper, loss_scale='dynamic').")

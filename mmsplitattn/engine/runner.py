@@ -34,12 +34,8 @@ def _raise_terminated(signum, frame):
 
 @RUNNERS.register_module()
 class SafeRunner(Runner):
-    """MMEngine's Runner with the package's protections (docs/training.md), set
-    by the config's ``safety_cfg`` (defaults :data:`SAFETY_DEFAULTS`): hooks
-    (non-finite stop, generator states) and atomic checkpoint files, a dataset
-    check on rank 0, resume from the newest complete checkpoint, strict
-    loading, exit 130/143 on interrupts, named collective timeouts, gloo
-    without CUDA, ``auto_scale_lr`` by the real batch."""
+    """MMEngine's Runner with the protections docs/training.md lists, set by the
+    config's ``safety_cfg`` (defaults :data:`SAFETY_DEFAULTS`)."""
 
     @property
     def safety(self) -> dict:
@@ -131,8 +127,8 @@ class SafeRunner(Runner):
         except Exception as e:
             if not is_collective_timeout(e):
                 raise
-            timeout = self._dist_timeout
-            limit = f'{timeout:g} s (env_cfg.dist_cfg.timeout)' if timeout else "torch's default"
+            limit = f'{self._dist_timeout:g} s (env_cfg.dist_cfg.timeout)' \
+                if self._dist_timeout else "torch's default"
             raise DistributedTimeoutError(
                 f'rank {get_rank()}: a collective operation did not complete within {limit}: '
                 f'another rank is stopped, hung or gone ({e})') from e
@@ -142,19 +138,17 @@ class SafeRunner(Runner):
 
     def load_or_resume(self) -> None:
         if self._resume and self._load_from is None and not self._has_loaded:
-            choice = list(find_resumable_checkpoint(self.work_dir)) if is_main_process() \
-                else [None, []]
+            choice = [find_resumable_checkpoint(self.work_dir) if is_main_process() else None]
             broadcast_object_list(choice)
-            path, bad = choice
+            path, bad = choice[0]
             for bad_path, reason in bad:
                 self.logger.warning(f'--resume: skipping {bad_path}: {reason}')
             if path is None and bad:
                 raise RuntimeError(f'--resume: no loadable checkpoint in {self.work_dir!r}; '
                                    f'every one is corrupt: {", ".join(p for p, _ in bad)}')
             if path is None:
-                self.logger.warning(f'--resume: no checkpoint in {self.work_dir!r} to resume '
-                                    'from, training starts from scratch (is it the work dir '
-                                    'of the run to continue?)')
+                self.logger.warning(f'--resume: no checkpoint in {self.work_dir!r}, training '
+                                    'starts from scratch (is it the run\'s work dir?)')
                 self._resume = False
             elif bad:
                 self.logger.warning(f'--resume: resuming from {path}, the newest good checkpoint')
