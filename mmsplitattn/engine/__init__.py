@@ -1,7 +1,6 @@
 """What the package adds to MMEngine's training and testing, as registered
-components: :class:`SafeRunner` (``runner_type='mmsplitattn.SafeRunner'``),
-its hooks, the ``atomic_local`` checkpoint file backend and the CPU AMP
-optimizer wrapper; docs/training.md."""
+components (:class:`SafeRunner`, its hooks, the ``atomic_local`` file backend,
+the CPU AMP optimizer wrapper); docs/training.md."""
 from .checkpoint import (AtomicLocalBackend, check_checkpoint, find_resumable_checkpoint,
                          write_atomically)
 from .cpu_amp_optim_wrapper import CPUAmpOptimWrapper

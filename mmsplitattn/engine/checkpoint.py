@@ -7,6 +7,7 @@ import zipfile
 from typing import Callable, Dict, List, Optional, Tuple
 
 from mmengine.fileio import LocalBackend, register_backend
+from mmengine.hooks import CheckpointHook
 from mmengine.runner import find_latest_checkpoint
 
 _TMP = re.compile(r'^\..+\.tmp(\d+)$')
@@ -125,8 +126,9 @@ def find_resumable_checkpoint(work_dir: str) -> Tuple[Optional[str], List[Tuple[
     return None, bad
 
 
-def checkpoint_due(hook, runner, epoch_end: bool) -> bool:
-    """Whether the CheckpointHook ``hook`` saves after this iteration or epoch."""
+def checkpoint_due(runner, epoch_end: bool) -> bool:
+    """Whether the runner's CheckpointHook saves after this iteration or epoch."""
+    hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
     if hook is None or hook.by_epoch != epoch_end:
         return False
     if epoch_end:

@@ -10,14 +10,10 @@ from mmsplitattn.registry import OPTIM_WRAPPERS
 
 @OPTIM_WRAPPERS.register_module()
 class CPUAmpOptimWrapper(OptimWrapper):
-    """``OptimWrapper`` that runs the model's feature extractor (backbone and
-    neck, ``extract_feat``) under CPU autocast in bfloat16 during training.
-
-    The heads stay in float32: mmcv's CPU kernels (NMS, RoIAlign) take no
-    bfloat16. bfloat16 has float32's exponent range, so no loss scaling is
-    needed; parameters, gradients and the optimizer stay in float32.
-    ``tools/train.py --amp`` picks it when there is no CUDA device.
-    """
+    """``OptimWrapper`` that runs ``extract_feat`` (backbone, neck) under CPU
+    bfloat16 autocast in training (``tools/train.py --amp`` without CUDA).
+    The heads stay float32 (mmcv's CPU NMS/RoIAlign take no bfloat16); with
+    float32's exponent range bfloat16 needs no loss scaling."""
 
     def __init__(self, *args, dtype='bfloat16', **kwargs):
         super().__init__(*args, **kwargs)
@@ -31,9 +27,8 @@ class CPUAmpOptimWrapper(OptimWrapper):
         def autocast_extract_feat(*args, **kwargs):
             with torch.autocast('cpu', dtype=self.cast_dtype):
                 feats = extract_feat(*args, **kwargs)
-            if torch.is_tensor(feats):
-                return feats.float()
-            return type(feats)(f.float() for f in feats)
+            return feats.float() if torch.is_tensor(feats) else type(feats)(
+                f.float() for f in feats)
 
         module.extract_feat = autocast_extract_feat  # shadows the method for this step
         try:

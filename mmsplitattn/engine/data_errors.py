@@ -25,10 +25,9 @@ def file_problem(path: str) -> Optional[str]:
 def label_size_problem(seg_path: str, seg_hw: Sequence[int], img_path: str,
                        img_hw: Sequence[int]) -> Optional[str]:
     """Why a label map of (height, width) ``seg_hw`` does not fit its image, or None."""
-    if tuple(seg_hw[:2]) == tuple(img_hw[:2]):
-        return None
-    return (f'label map {seg_path} is {seg_hw[1]}x{seg_hw[0]} (WxH) but its image {img_path} '
-            f'is {img_hw[1]}x{img_hw[0]}')
+    return None if tuple(seg_hw[:2]) == tuple(img_hw[:2]) else (
+        f'label map {seg_path} is {seg_hw[1]}x{seg_hw[0]} (WxH) but its image {img_path} '
+        f'is {img_hw[1]}x{img_hw[0]}')
 
 
 def held_datasets(dataset) -> List:
@@ -38,10 +37,9 @@ def held_datasets(dataset) -> List:
 
 
 class NamedErrorPipeline(Compose):
-    """``Compose`` that, when a transform fails, raises :class:`DataError`
-    naming the transform, the sample's files and what is wrong with them;
-    also when a label map has another size than its image (checked where it
-    is loaded, before a resize could hide it)."""
+    """``Compose`` raising :class:`DataError` that names the transform, the
+    sample's files and what is wrong with them, when a transform fails or a
+    label map has another size than its image (before a resize could hide it)."""
 
     def __init__(self, transforms, ann_file: Optional[str] = None):
         super().__init__(transforms)

@@ -10,8 +10,7 @@ import torch.distributed as dist
 
 
 def _slurm_environment() -> None:
-    """RANK/WORLD_SIZE/LOCAL_RANK/MASTER_* from srun's variables, as MMEngine
-    derives them for CUDA."""
+    """RANK/WORLD_SIZE/LOCAL_RANK/MASTER_* from srun's, as MMEngine derives them."""
     try:
         os.environ['RANK'] = os.environ['SLURM_PROCID']
         os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']

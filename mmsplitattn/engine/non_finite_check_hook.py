@@ -4,7 +4,7 @@ from typing import List, Optional
 
 import torch
 from mmengine.dist import all_reduce, get_world_size
-from mmengine.hooks import CheckpointHook, Hook, LoggerHook
+from mmengine.hooks import Hook, LoggerHook
 
 from mmsplitattn.registry import HOOKS
 
@@ -35,13 +35,10 @@ class NonFiniteCheckHook(Hook):
         self.min_loss_scale = min_loss_scale
         self._skipped = 0
         self._interval = 50
-        self._checkpoint_hook = None
 
     def before_train(self, runner) -> None:
         logger = next((h for h in runner.hooks if isinstance(h, LoggerHook)), None)
         self._interval = logger.interval if logger is not None else self._interval
-        self._checkpoint_hook = next(
-            (h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs: Optional[dict] = None) -> None:
@@ -54,7 +51,7 @@ class NonFiniteCheckHook(Hook):
             self._skipped = self._skipped + 1 if bad else 0
         weights = (self.every_iter or self.every_n_train_iters(runner, self._interval)
                    or self.is_last_train_iter(runner)
-                   or checkpoint_due(self._checkpoint_hook, runner, epoch_end=False))
+                   or checkpoint_due(runner, epoch_end=False))
         self._check(runner, bad, weights, f'iteration {runner.iter + 1}', batch_idx)
 
     def after_train_epoch(self, runner) -> None:

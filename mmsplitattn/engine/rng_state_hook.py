@@ -5,7 +5,7 @@ import random
 import numpy as np
 import torch
 from mmengine.dist import all_gather_object, get_rank, get_world_size
-from mmengine.hooks import CheckpointHook, Hook
+from mmengine.hooks import Hook
 
 from mmsplitattn.registry import HOOKS
 
@@ -29,17 +29,11 @@ class RNGStateHook(Hook):
 
     def __init__(self):
         self._states = None
-        self._checkpoint_hook = None
-
-    def before_train(self, runner) -> None:
-        self._checkpoint_hook = next(
-            (h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
 
     def _gather(self, runner, epoch_end: bool) -> None:
         # every epoch end (save_best checkpoints follow a validation), and the
         # iterations an iteration-based CheckpointHook saves at
-        if get_world_size() > 1 and (epoch_end or checkpoint_due(self._checkpoint_hook, runner,
-                                                                 epoch_end=False)):
+        if get_world_size() > 1 and (epoch_end or checkpoint_due(runner, epoch_end=False)):
             self._states = all_gather_object(_rng_state())
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:

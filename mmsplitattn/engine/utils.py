@@ -12,21 +12,17 @@ TASKS = {'mmdet': 'det', 'mmseg': 'seg', 'mmpretrain': 'cls'}
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
-    """``Config.fromfile(path)`` merged with ``cfg_options``; a missing file or a
-    syntax error is named with its line (MMEngine's own error says "<unknown>")."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'config file {path!r} does not exist')
-    if path.endswith('.py'):
+    """``Config.fromfile(path)`` merged with ``cfg_options``; a syntax error is
+    named with its line and column (MMEngine's own error says "<unknown>")."""
+    if path.endswith('.py') and osp.isfile(path):  # else MMEngine names the missing file
         with open(path, encoding='utf-8') as f:
-            source = f.read()
-        try:
-            ast.parse(source, filename=path)
-        except SyntaxError as e:
-            raise SyntaxError(f'config file {path!r}, line {e.lineno}, column {e.offset}: '
-                              f'{e.msg}: {(e.text or "").strip()!r}') from None
+            try:
+                ast.parse(f.read(), filename=path)
+            except SyntaxError as e:
+                raise SyntaxError(f'config file {path!r}, line {e.lineno}, column {e.offset}: '
+                                  f'{e.msg}: {(e.text or "").strip()!r}') from None
     cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    cfg.merge_from_dict(cfg_options or {})
     return cfg
 
 
