@@ -12,6 +12,7 @@ from conftest import ROOT, run_tool
 sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
 
 
+@pytest.mark.slow
 def test_get_flops_resnest50_matches_paper():
     from get_flops import complexity, format_table
     result = complexity(osp.join(ROOT, 'configs', 'maskrcnn_resnest50.py'), (224, 224))
@@ -24,6 +25,7 @@ def test_get_flops_resnest50_matches_paper():
     assert 'backbone.layer3' in format_table(result)
 
 
+@pytest.mark.slow
 def test_get_flops_cli_segmentor(tmp_path):
     out = tmp_path / 'flops.json'
     proc = run_tool(['tools/analysis_tools/get_flops.py',
@@ -60,6 +62,7 @@ def test_analyze_logs_plot_curve(tmp_path):
         plot_curve([str(log)], ['mIoU'], str(tmp_path / 'd.png'))
 
 
+@pytest.mark.slow
 def test_benchmark_backbones_runs(tmp_path):
     out = tmp_path / 'bench.json'
     proc = run_tool(['tools/analysis_tools/benchmark_backbones.py', '--models', 'ours-resnest50',
@@ -78,6 +81,7 @@ def test_benchmark_gives_no_figure_where_a_model_has_no_with_cp():
     assert MODELS['timm-resnest50d'](with_cp=True) is None
 
 
+@pytest.mark.slow
 def test_benchmark_acmix_runs(tmp_path):
     from benchmark_acmix import main
     ratio = main(['--channels', '16', '--size', '8', '--steps', '1', '--rounds', '1',

@@ -11,6 +11,7 @@ from test_resnest import randomize_norms
 
 @pytest.mark.parametrize('name,depth,stem', [('resnest14d', 14, 64), ('resnest26d', 26, 64),
                                              ('resnest50d', 50, 64)])
+@pytest.mark.slow
 def test_timm_converter_gives_identical_stage_outputs(tmp_path, name, depth, stem):
     torch.manual_seed(0)
     src_model = timm.create_model(name, pretrained=False)
@@ -39,6 +40,7 @@ def test_timm_converter_gives_identical_stage_outputs(tmp_path, name, depth, ste
             assert (a - b).abs().max() <= 1e-4 * max(1.0, b.abs().max().item())
 
 
+@pytest.mark.slow
 def test_timm_resnest101e_layout_converts():
     sd = timm.create_model('resnest101e', pretrained=False).state_dict()
     ours = ResNeSt(101, stem_channels=128)
@@ -48,6 +50,7 @@ def test_timm_resnest101e_layout_converts():
         assert v.shape == ours.state_dict()[k].shape, k
 
 
+@pytest.mark.slow
 def test_official_layout_converts(tmp_path):
     """The official layout: 'module.'-prefixed keys inside a checkpoint dict."""
     sd = timm.create_model('resnest50d', pretrained=False).state_dict()
@@ -61,6 +64,7 @@ def test_official_layout_converts(tmp_path):
     ours.load_state_dict(converted['state_dict'], strict=True)
 
 
+@pytest.mark.slow
 def test_converter_errors(tmp_path):
     with pytest.raises(ValueError, match='keys outside the timm/official ResNeSt layout: head.w'):
         convert_resnest({'head.w': torch.zeros(1)})

@@ -111,6 +111,7 @@ def test_wheel_carries_configs_tools_and_model_index(wheel):
     assert not [n for n in names if n.startswith(('tests/', 'configs/', 'tools/'))]
 
 
+@pytest.mark.slow
 def test_installed_wheel_runs_a_config_away_from_the_checkout(installed, tmp_path):
     """Config.fromfile(<installed>/.mim/configs/maskrcnn_resnest50.py) loads and builds."""
     script = '''
@@ -352,6 +353,7 @@ def upstream_weight_groups():
     return groups
 
 
+@pytest.mark.slow
 def test_upstream_weights_fit_the_listed_configs():
     """The Weights of the ResNeSt entries are mmdet's / mmseg's checkpoints (same
     recipes, upstream's ResNeSt): their backbone state dicts load with strict=True."""

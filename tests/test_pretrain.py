@@ -165,6 +165,7 @@ def test_loader_takes_every_backbone_tensor(path, tmp_path_factory):
     _assert_backbone_loaded(backbone, state)
 
 
+@pytest.mark.slow
 def test_pretraining_run_feeds_the_demo_detector(demo_root):
     """tools/train.py runs the demo recipe for 2 iterations (the fixture's
     12 classification images, batch 6) and writes a checkpoint; the demo

@@ -167,6 +167,7 @@ def test_channels_last_input_gives_the_same_outputs():
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_compiled_resnest_matches_eager():
     torch._dynamo.reset()
     torch.manual_seed(0)

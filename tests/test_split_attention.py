@@ -90,6 +90,7 @@ def test_batch_of_one_in_training_names_the_attention_norm():
     assert gn(torch.randn(1, 8, 5, 5)).shape == (1, 16, 5, 5)
 
 
+@pytest.mark.slow
 def test_half_precision_on_a_large_map_stays_finite():
     """A stage-1 sized map (256x256, 64 channels) of large activations: the
     pooled sum exceeds fp16's range unless accumulated in float32."""
@@ -115,6 +116,7 @@ def test_dcn_builds_a_deformable_grouped_convolution(stride, fallback):
         SplitAttentionConv2d(16, 32, conv_cfg=dict(type='Conv2d'), dcn=dict(type='DCN'))
 
 
+@pytest.mark.slow
 def test_compiles_without_graph_breaks_and_matches_eager():
     torch._dynamo.reset()
     torch.manual_seed(0)
