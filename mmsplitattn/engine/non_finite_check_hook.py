@@ -64,10 +64,11 @@ class NonFiniteCheckHook(Hook):
         scale_bad = weights and scaler is not None and scaler.get_scale() < self.min_loss_scale
         weights_bad = False
         if weights or get_world_size() > 1:  # else no device work, no synchronisation
-            params = [p.detach() for p in unwrap_model(runner.model).parameters()]
+            model = unwrap_model(runner.model)
             flag = torch.tensor([loss_bad, scale_bad, False], dtype=torch.float32,
-                                device=params[0].device)
-            if weights:
+                                device=next(model.parameters()).device)
+            if weights:  # the parameter list only where the weights are checked
+                params = [p.detach() for p in model.parameters()]
                 flag[2] = ~torch.isfinite(torch.nn.utils.get_total_norm(params))
             all_reduce(flag, op='max')
             loss_bad, scale_bad, weights_bad = (v > 0 for v in flag.tolist())
