@@ -16,8 +16,9 @@ from mmengine.optim import OptimWrapper
 from torch import nn
 from torch.utils.data import Dataset
 
-from mmsplitattn.engine import (AtomicLocalBackend, DistributedTimeoutError, SafeRunner,
-                                check_checkpoint, find_resumable_checkpoint, write_atomically)
+from mmsplitattn.engine import (AtomicLocalBackend, DataError, DistributedTimeoutError,
+                                SafeRunner, check_checkpoint, find_resumable_checkpoint,
+                                write_atomically)
 from mmsplitattn.engine import non_finite_check_hook
 from mmsplitattn.engine.checkpoint import remove_stale_temp_files
 from mmsplitattn.engine.utils import CfgOptionsAction
@@ -305,29 +306,35 @@ def test_auto_scale_lr_scales_by_the_real_batch(tmp_path):
     assert runner.optim_wrapper.get_lr()['lr'][0] == pytest.approx(0.01 * 4 / 2)
 
 
-def test_data_check_runs_once_and_stops_the_run(tmp_path, monkeypatch):
-    from mmsplitattn.engine import dataset_check
-
-    class Report:
-        def __init__(self, fatal):
-            self.fatal, self.warnings, self.ok = fatal, ['odd category'], not fatal
-
-        def format(self, config_name):
-            return f'{config_name}: {self.fatal} {self.warnings}'
-
+def test_data_check_runs_once_on_the_runners_dataset_and_stops_the_run(tmp_path, monkeypatch):
+    from mmsplitattn.engine import runner as runner_module
     calls = []
 
-    def check(cfg, loaders, read_headers=False):
-        calls.append(list(loaders))
-        return Report(['missing image'] if len(calls) == 1 else [])
+    def check(dataset, loader, report, read_headers=False):
+        calls.append((type(dataset).__name__, loader))
+        report.checked[loader] = f'{len(dataset)} entries'
+        report.add(loader, 'odd category', 'x.jpg', fatal=False)
+        if len(calls) == 1:
+            report.add(loader, 'missing image', 'y.jpg')
 
-    monkeypatch.setattr(dataset_check, 'check_datasets', check)
-    with pytest.raises(ValueError, match=r"missing image.*odd category"):
+    monkeypatch.setattr(runner_module, 'check_dataset', check)
+    with pytest.raises(ValueError, match=r'missing image: 1 \(y.jpg\)\n.*\n  .*odd category'):
         make_runner(tmp_path, safety=dict(data_check=True)).train()
     runner = make_runner(tmp_path, epochs=1, safety=dict(data_check=True))
     runner.train()
-    assert calls == [['train_dataloader'], ['train_dataloader']]
-    assert 'odd category' in open(runner.logger.handlers[-1].baseFilename).read()
+    assert calls == [('ToyDataset', 'train_dataloader')] * 2  # the loop's own, once
+    assert 'train_dataloader: odd category: 1 (x.jpg)' in \
+        open(runner.logger.handlers[-1].baseFilename).read()
+
+
+def test_a_dataset_that_does_not_load_is_named_with_its_loader(tmp_path):
+    runner = make_runner(tmp_path, train_dataloader=dict(
+        dataset=dict(type='mmpretrain.CustomDataset', data_root=str(tmp_path / 'gone'),
+                     ann_file='meta/train.txt', pipeline=[]), batch_size=2))
+    with pytest.raises(DataError, match=r"train_dataloader: the dataset does not load: "
+                       r"FileNotFoundError: .*gone/meta/train.txt.*--cfg-options "
+                       r"train_dataloader.dataset.data_root="):
+        runner.train()
 
 
 @pytest.mark.parametrize('pair', ['train_cfg.max_epochs=', 'a.b', '=3'])

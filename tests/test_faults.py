@@ -16,6 +16,7 @@ import time
 import pytest
 
 from conftest import DET_CFG, ROOT, SEG_CFG, free_port, load_tool, logged_scalars, run_tool
+from mmsplitattn.engine import DataError
 
 SEM_CFG = osp.join(ROOT, 'configs', 'demo', 'maskrcnn_sem_demo.py')
 # 2 images of 64x64, batch 2: one iteration an epoch, no validation.
@@ -226,19 +227,21 @@ def test_check_dataset_cityscapes_and_imagenet(demo_root, in_tmp, capsys):
     assert 'train_dataloader: 12 entries' in out
 
 
-def test_train_names_bad_annotations_before_building(demo_root, in_tmp):
-    """Before the dataloaders are built (which would raise the bare JSONDecodeError)."""
+def test_train_names_bad_annotations_before_training(demo_root, in_tmp):
+    """The dataset's JSONDecodeError, named with its loader and the tool naming the file."""
     coco = _copy_data(demo_root, in_tmp, 'coco')
     path, ann = _coco_ann(coco)
     text = json.dumps(ann)
     column = text.index('"annotations": [') + len('"annotations": [') + 1
     path.write_text(text.replace('"annotations": [', '"annotations": [,', 1))  # syntax error
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(DataError) as error:
         _tool('train.py').main([DET_CFG, '--work-dir', str(in_tmp / 'w')])
-    assert ('annotations that do not load: 1 (data/demo/coco/annotations/instances_train2017.'
-            f'json: JSONDecodeError: Expecting value: line 1 column {column} (char '
-            f'{column - 1}))') in str(error.value)
+    assert str(error.value) == (
+        'train_dataloader: the dataset does not load: JSONDecodeError: Expecting value: line 1 '
+        f'column {column} (char {column - 1}). tools/misc/check_dataset.py {DET_CFG} lists '
+        'every bad file.')
     assert not glob.glob(str(in_tmp / 'w' / '*.pth'))
+    assert _tool('misc/check_dataset.py').main([DET_CFG, '--loaders', 'train_dataloader']) == 1
 
 
 @pytest.mark.slow  # a training subprocess

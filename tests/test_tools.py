@@ -85,9 +85,10 @@ def test_dist_test_two_cpu_processes(det_run, demo_root):
 def test_missing_dataset_is_reported(tmp_path):
     proc = run_tool(['tools/train.py', DET_CFG], cwd=tmp_path, check=False)
     assert proc.returncode != 0
-    assert "train_dataloader: dataset path that does not exist: 1 ('data/demo/coco/'" \
-        in proc.stderr
-    assert 'Traceback' not in proc.stderr.split('ValueError: dataset check')[-1]
+    assert ("DataError: train_dataloader: the dataset does not load: FileNotFoundError: "
+            "[Errno 2] No such file or directory: 'data/demo/coco/annotations/") in proc.stderr
+    assert '--cfg-options train_dataloader.dataset.data_root=' in proc.stderr
+    assert 'Traceback' not in proc.stderr.split('DataError: train_dataloader')[-1]
 
 
 def test_corrupt_checkpoint_is_reported(det_run, demo_root, tmp_path):

@@ -1,4 +1,5 @@
 """The Runner that every config of the package selects (``runner_type``)."""
+import json
 import math
 import signal
 import threading
@@ -10,7 +11,8 @@ from mmengine.runner import BaseLoop, Runner, find_latest_checkpoint
 from mmsplitattn.registry import RUNNERS
 
 from .checkpoint import check_checkpoint, find_resumable_checkpoint, remove_stale_temp_files
-from .data_errors import wrap_pipelines
+from .data import (SEE_TOOL, DataError, DatasetReport, check_dataset, load_problem,
+                   wrap_pipelines)
 from .dist import init_cpu_dist, is_collective_timeout
 from .utils import unwrap_model
 
@@ -44,9 +46,8 @@ class SafeRunner(Runner):
     def setup_env(self, env_cfg: dict) -> None:
         self._dist_timeout = env_cfg.get('dist_cfg', {}).get('timeout')
         if self.distributed and not is_distributed() and not torch.cuda.is_available():
-            dist_cfg = env_cfg.setdefault('dist_cfg', {})
-            dist_cfg['backend'] = 'gloo'
-            init_cpu_dist(self.launcher, dist_cfg.get('timeout'))
+            env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+            init_cpu_dist(self.launcher, self._dist_timeout)
         super().setup_env(env_cfg)
 
     def wrap_model(self, model_wrapper_cfg, model):
@@ -79,15 +80,30 @@ class SafeRunner(Runner):
         wrap_pipelines(loader.dataset)
         return loader
 
-    def check_data(self, loaders) -> None:
-        """Check ``loaders``' datasets on rank 0; raise ValueError on every rank
-        if they would stop or corrupt the run."""
-        if not self.safety['data_check']:
-            return
+    def build_train_loop(self, loop):
+        return self._checked('train_dataloader', super().build_train_loop, loop)
+
+    def build_val_loop(self, loop):
+        return self._checked('val_dataloader', super().build_val_loop, loop)
+
+    def build_test_loop(self, loop):
+        return self._checked('test_dataloader', super().build_test_loop, loop)
+
+    def _checked(self, loader: str, build, loop):
+        """``build(loop)``, the dataset it loaded checked on rank 0; a ValueError on
+        every rank if it would stop or corrupt the run."""
+        try:
+            built = build(loop)
+        except (OSError, json.JSONDecodeError) as e:  # files missing, annotations broken
+            raise DataError(f'{loader}: the dataset does not load: {load_problem(loader, e)}. '
+                            + SEE_TOOL.replace('CONFIG', self.cfg.filename or 'CONFIG')) from None
+        dataset = getattr(getattr(built, 'dataloader', None), 'dataset', None)
+        if built is loop or dataset is None or not self.safety['data_check']:
+            return built
         verdict = [None]
         if is_main_process():
-            from .dataset_check import check_datasets
-            report = check_datasets(self.cfg, loaders, read_headers=self.safety['read_headers'])
+            report = DatasetReport()
+            check_dataset(dataset, loader, report, self.safety['read_headers'])
             text = report.format(self.cfg.filename or 'the config')
             verdict = [None if report.ok else text]
             if report.ok and report.warnings:
@@ -95,17 +111,15 @@ class SafeRunner(Runner):
         broadcast_object_list(verdict)
         if verdict[0] is not None:
             raise ValueError(verdict[0])
+        return built
 
     def train(self):
-        self.check_data(['train_dataloader'] + ['val_dataloader'] * (
-            self._val_loop is not None and self._val_dataloader is not None))
         if is_main_process():
             for path in remove_stale_temp_files(self.work_dir):
                 self.logger.warning(f'removed {path}, left by an interrupted save')
         return self._guarded(super().train)
 
     def test(self) -> dict:
-        self.check_data(['test_dataloader'])
         return self._guarded(super().test)
 
     def _guarded(self, run):
