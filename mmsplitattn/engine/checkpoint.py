@@ -103,26 +103,21 @@ def find_resumable_checkpoint(work_dir: str) -> Tuple[Optional[str], List[Tuple[
     each newer bad one. Candidates: what MMEngine's ``find_latest_checkpoint``
     names (the work dir's own file of that name, if a copied dir has it), then
     ``*_<N>.pth`` by decreasing N (not ``best_*``)."""
-    candidates = []
+    names = os.listdir(work_dir) if osp.isdir(work_dir) else []
+    numbered = sorted(((int(m.group(1)), name) for name in names if not name.startswith('best_')
+                       for m in [re.search(r'(\d+)\.pth$', name)] if m), reverse=True)
+    candidates = [osp.join(work_dir, name) for _, name in numbered]
     last = find_latest_checkpoint(work_dir)
     if last:
         own = osp.join(work_dir, osp.basename(last))
-        candidates.append(own if osp.exists(own) else last)
-    numbered = [(int(m.group(1)), osp.join(work_dir, name))
-                for name in (os.listdir(work_dir) if osp.isdir(work_dir) else [])
-                for m in [re.search(r'(\d+)\.pth$', name)] if m and not name.startswith('best_')]
-    candidates += [path for _, path in sorted(numbered, reverse=True)]
-    bad, seen = [], set()
-    for path in candidates:
-        if osp.abspath(path) in seen:
-            continue
-        seen.add(osp.abspath(path))
+        candidates.insert(0, own if osp.exists(own) else last)
+    bad = []
+    for path in dict.fromkeys(candidates):  # in order, once each
         try:
             check_checkpoint(path)
+            return path, bad
         except (RuntimeError, FileNotFoundError) as e:
             bad.append((path, str(e)))
-            continue
-        return path, bad
     return None, bad
 
 

@@ -1,6 +1,6 @@
 """Stop training when it diverges, before anything of the bad iteration is saved."""
 import math
-from typing import List, Optional
+from typing import Optional
 
 import torch
 from mmengine.dist import all_reduce, get_world_size
@@ -10,6 +10,11 @@ from mmsplitattn.registry import HOOKS
 
 from .checkpoint import checkpoint_due
 from .utils import unwrap_model
+
+ADVICE = ('Try a lower learning rate (optim_wrapper.optimizer.lr, now {lr}), a longer warm-up '
+          '(param_scheduler LinearLR), gradient clipping (optim_wrapper.clip_grad=dict('
+          "max_norm=35, norm_type=2)), or with --amp loss scaling (AmpOptimWrapper, "
+          "loss_scale='dynamic').")
 
 
 @HOOKS.register_module()
@@ -30,77 +35,61 @@ class NonFiniteCheckHook(Hook):
 
     def __init__(self, every_iter: bool = False, max_skipped: int = 20,
                  min_loss_scale: float = 1e-4):
-        self.every_iter = every_iter
-        self.max_skipped = max_skipped
-        self.min_loss_scale = min_loss_scale
-        self._skipped = 0
-        self._interval = 50
+        self.every_iter, self.max_skipped, self.min_loss_scale = (
+            every_iter, max_skipped, min_loss_scale)
+        self._skipped, self._interval = 0, 50
 
     def before_train(self, runner) -> None:
         logger = next((h for h in runner.hooks if isinstance(h, LoggerHook)), None)
-        self._interval = logger.interval if logger is not None else self._interval
+        self._interval = getattr(logger, 'interval', self._interval)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs: Optional[dict] = None) -> None:
         scalars = runner.message_hub.log_scalars
-        keys = [k for k in (outputs or {}) if 'loss' in k] + ['grad_norm']
-        values = {k: scalars[f'train/{k}'].current() for k in keys if f'train/{k}' in scalars}
-        bad = {k: v for k, v in values.items() if not math.isfinite(v)}
-        scaler = getattr(runner.optim_wrapper, 'loss_scaler', None)
-        if scaler is not None:
-            self._skipped = self._skipped + 1 if bad else 0
+        keys = [f'train/{k}' for k in (outputs or {}) if 'loss' in k] + ['train/grad_norm']
+        bad = {k[6:]: v for k in keys if k in scalars
+               for v in [scalars[k].current()] if not math.isfinite(v)}
+        self._skipped = self._skipped + 1 if bad else 0
         weights = (self.every_iter or self.every_n_train_iters(runner, self._interval)
-                   or self.is_last_train_iter(runner)
-                   or checkpoint_due(runner, epoch_end=False))
-        self._check(runner, bad, weights, f'iteration {runner.iter + 1}', batch_idx)
+                   or self.is_last_train_iter(runner) or checkpoint_due(runner, epoch_end=False))
+        where = f'iteration {runner.iter + 1}' + (
+            f' (epoch {runner.epoch + 1}, batch {batch_idx + 1})'
+            if hasattr(runner.train_loop, 'max_epochs') else '')
+        self._check(runner, bad, weights, where)
 
     def after_train_epoch(self, runner) -> None:
         self._check(runner, {}, True, f'the end of epoch {runner.epoch + 1}')
 
-    def _check(self, runner, bad: dict, weights: bool, where: str,
-               batch_idx: Optional[int] = None) -> None:
+    def _check(self, runner, bad: dict, weights: bool, where: str) -> None:
+        """All-reduce (loss, loss scale, weights) verdicts; raise if one is bad."""
         scaler = getattr(runner.optim_wrapper, 'loss_scaler', None)
-        loss_bad = bool(bad) if scaler is None else self._skipped >= self.max_skipped
-        scale_bad = weights and scaler is not None and scaler.get_scale() < self.min_loss_scale
-        weights_bad = False
+        flags = [bool(bad) if scaler is None else self._skipped >= self.max_skipped,
+                 weights and scaler is not None and scaler.get_scale() < self.min_loss_scale,
+                 False]
+        model = unwrap_model(runner.model)
         if weights or get_world_size() > 1:  # else no device work, no synchronisation
-            model = unwrap_model(runner.model)
-            flag = torch.tensor([loss_bad, scale_bad, False], dtype=torch.float32,
-                                device=next(model.parameters()).device)
+            flag = torch.tensor(flags, dtype=torch.float32, device=next(model.parameters()).device)
             if weights:  # the parameter list only where the weights are checked
                 params = [p.detach() for p in model.parameters()]
                 flag[2] = ~torch.isfinite(torch.nn.utils.get_total_norm(params))
             all_reduce(flag, op='max')
-            loss_bad, scale_bad, weights_bad = (v > 0 for v in flag.tolist())
-        if not (loss_bad or scale_bad or weights_bad):
+            flags = [v > 0 for v in flag.tolist()]
+        if not any(flags):
             return
-        bad_weights = self._non_finite_names(runner) if weights_bad else []
-        if scale_bad and scaler is not None:
-            bad = dict(bad, loss_scale=scaler.get_scale())
-        raise FloatingPointError(self._message(runner, where, batch_idx, bad, bad_weights,
-                                               loss_bad and not bad))
-
-    @staticmethod
-    def _non_finite_names(runner) -> List[str]:
-        named = list(unwrap_model(runner.model).named_parameters())
-        finite = torch.stack([torch.isfinite(p).all() for _, p in named]).tolist()
-        return [n for (n, _), ok in zip(named, finite) if not ok] or ['(norm overflows)']
-
-    def _message(self, runner, where, batch_idx, bad, bad_weights, elsewhere=False) -> str:
-        if batch_idx is not None and hasattr(runner.train_loop, 'max_epochs'):
-            where += f' (epoch {runner.epoch + 1}, batch {batch_idx + 1})'
-        terms = ', '.join(f'{k}={v}' for k, v in bad.items() if 'loss' in k and k != 'loss_scale')
-        n = len(list(unwrap_model(runner.model).parameters()))
+        named = list(model.named_parameters()) if flags[2] else []
+        finite = torch.stack([torch.isfinite(p).all() for _, p in named]).tolist() if named else []
+        tensors = [n for (n, _), ok in zip(named, finite) if not ok] or ['(norm overflows)']
+        terms = ', '.join(f'{k}={v}' for k, v in bad.items() if 'loss' in k)
         found = '; '.join(text for cond, text in [
             (terms, f'loss terms {terms}'),
             ('grad_norm' in bad, f'gradient norm {bad.get("grad_norm")}'),
-            (bad_weights, f'{len(bad_weights)} of {n} parameter tensors (first: '
-                          f'{", ".join(bad_weights[:3])})'),
-            (elsewhere, 'values on another rank')] if cond)
-        if 'loss_scale' in bad:
-            what = (f'the loss scale fell to {bad["loss_scale"]:g}, below min_loss_scale='
+            (flags[2], f'{len(tensors)} of {len(named)} parameter tensors (first: '
+                       f'{", ".join(tensors[:3])})'),
+            (flags[0] and not bad, 'values on another rank')] if cond)
+        if flags[1] and scaler is not None:
+            what = (f'the loss scale fell to {scaler.get_scale():g}, below min_loss_scale='
                     f'{self.min_loss_scale:g}')
-        elif getattr(runner.optim_wrapper, 'loss_scaler', None) is not None and not bad_weights:
+        elif scaler is not None and not flags[2]:
             what = (f'{self._skipped} consecutive steps were skipped by the loss scaler '
                     f'(max_skipped={self.max_skipped}), the last with {found}')
         else:
@@ -108,9 +97,6 @@ class NonFiniteCheckHook(Hook):
         last = runner.message_hub.get_info('last_ckpt')
         kept = f'the last checkpoint, {last}, was written before and is kept' if last else \
             'no checkpoint was written'
-        return (f'training diverged at {where}: {what}. Stopped before anything of this '
-                f'iteration was saved; {kept}. Try a lower learning rate (optim_wrapper.'
-                f'optimizer.lr, now {runner.optim_wrapper.get_lr().get("lr", ["?"])[0]}), a '
-                'longer warm-up (param_scheduler LinearLR), gradient clipping (optim_wrapper.'
-                'clip_grad=dict(max_norm=35, norm_type=2)), or with --amp loss scaling '
-                "(AmpOptimWrapper, loss_scale='dynamic').")
+        lr = runner.optim_wrapper.get_lr().get('lr', ['?'])[0]
+        raise FloatingPointError(f'training diverged at {where}: {what}. Stopped before anything '
+                                 f'of this iteration was saved; {kept}. {ADVICE.format(lr=lr)}')

@@ -26,21 +26,15 @@ class RNGStateHook(Hook):
     ranks before rank 0 saves) and restore them on a run of as many processes."""
 
     priority = 'LOW'
-
-    def __init__(self):
-        self._states = None
-
-    def _gather(self, runner, epoch_end: bool) -> None:
-        # every epoch end (save_best checkpoints follow a validation), and the
-        # iterations an iteration-based CheckpointHook saves at
-        if get_world_size() > 1 and (epoch_end or checkpoint_due(runner, epoch_end=False)):
-            self._states = all_gather_object(_rng_state())
+    _states = None  # every rank's, gathered where a checkpoint follows
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        self._gather(runner, epoch_end=False)
+        if get_world_size() > 1 and checkpoint_due(runner, epoch_end=False):
+            self._states = all_gather_object(_rng_state())
 
-    def after_train_epoch(self, runner) -> None:
-        self._gather(runner, epoch_end=True)
+    def after_train_epoch(self, runner) -> None:  # save_best checkpoints follow a validation
+        if get_world_size() > 1:
+            self._states = all_gather_object(_rng_state())
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         states = self._states if get_world_size() > 1 else [_rng_state()]
@@ -49,16 +43,13 @@ class RNGStateHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         states = checkpoint.get('rng_states')
-        if states is None:
-            return
-        if len(states) != get_world_size():
-            runner.logger.warning(
-                f'checkpoint holds generator states of {len(states)} processes, '
-                f'this run has {get_world_size()}: not restoring them')
-            return
-        state = states[get_rank()]
-        random.setstate(state['python'])
-        np.random.set_state(state['numpy'])
-        torch.set_rng_state(state['torch'])
-        if 'cuda' in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state['cuda'])
+        if states is not None and len(states) != get_world_size():
+            runner.logger.warning(f'checkpoint holds generator states of {len(states)} '
+                                  f'processes, this run has {get_world_size()}: not restoring them')
+        elif states is not None:
+            state = states[get_rank()]
+            random.setstate(state['python'])
+            np.random.set_state(state['numpy'])
+            torch.set_rng_state(state['torch'])
+            if 'cuda' in state and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state['cuda'])
