@@ -6,7 +6,6 @@ import os.path as osp
 
 from mmengine.registry import RUNNERS
 
-from mmsplitattn.engine import check_checkpoint
 from mmsplitattn.engine.utils import task_of, tool_config, tool_parser, unwrap_model
 
 
@@ -38,7 +37,6 @@ def trigger_visualization_hook(cfg, args, task):
 
 
 def build_cfg(args):
-    check_checkpoint(args.checkpoint, crc=False)  # missing or truncated: named before building
     cfg = tool_config(args)
     task = task_of(cfg)
     cfg.load_from = args.checkpoint

@@ -169,23 +169,22 @@ def check_dataset(dataset, loader: str, report: DatasetReport, read_headers: boo
     decode, label values within the classes), labels, boxes, masks, no empty set."""
     entries = 0
     for leaf in leaves(dataset):
+        entries += len(leaf)
         if not hasattr(leaf, 'full_init'):  # not an MMEngine BaseDataset: no data_list
             report.add(loader, 'datasets not checked', type(leaf).__name__, fatal=False)
-            entries += len(leaf)
             continue
         leaf.full_init()  # a no-op when the Runner built it
-        data = leaf.data_list or [leaf.get_data_info(i) for i in range(len(leaf))]
-        if not data:
+        if not len(leaf):
             report.add(loader, 'empty dataset', f'{type(leaf).__name__} loaded no entry from '
                        f'{leaf.ann_file or leaf.data_prefix}')
         meta = leaf.metainfo  # a deep copy each time
         classes = len(meta.get('classes') or ()) or INF
         masks = any(getattr(t, 'with_mask', False)
                     for t in getattr(leaf.pipeline, 'transforms', ()))
-        for entry in data:
+        # one entry at a time: a serialised dataset's entries are unpickled as needed
+        for entry in leaf.data_list or map(leaf.get_data_info, range(len(leaf))):
             if _check_entry(entry, report, loader, classes, masks) and (read_headers or decode):
                 _check_pixels(leaf, meta, entry, report, loader, decode)
-        entries += len(data)
     report.checked[loader] = f'{entries} entries'
 
 

@@ -58,12 +58,9 @@ class SafeRunner(Runner):
         return super().wrap_model(model_wrapper_cfg, model)
 
     def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
-        def name(hook):
-            kind = hook.get('type') if isinstance(hook, dict) else type(hook)
-            return kind.split('.')[-1] if isinstance(kind, str) else kind.__name__
-
         custom = list(custom_hooks or [])
-        present = {name(h) for h in custom}
+        kinds = [h.get('type') if isinstance(h, dict) else type(h) for h in custom]
+        present = {getattr(k, '__name__', str(k)).split('.')[-1] for k in kinds}
         wanted = ['RNGStateHook'] + ['NonFiniteCheckHook'] * bool(self.safety['non_finite_check'])
         custom += [dict(type=f'mmsplitattn.{n}') for n in wanted if n not in present]
         default_hooks = dict(default_hooks or {})
