@@ -187,6 +187,17 @@ def test_rng_states_travel_with_the_checkpoint(tmp_path):
     assert not torch.equal(state, torch.get_rng_state())  # restored, then drawn from
 
 
+def test_resuming_with_another_world_size_is_flagged(tmp_path):
+    make_runner(tmp_path, epochs=1).train()
+    ckpt = torch.load(tmp_path / 'epoch_1.pth', map_location='cpu', weights_only=False)
+    ckpt['rng_states'] *= 2  # as a 2-process run saves them
+    torch.save(ckpt, tmp_path / 'epoch_1.pth')
+    runner = make_runner(tmp_path, epochs=2, resume=True)
+    runner.train()
+    assert 'WARNING - resuming a run of 2 processes with 1: the batch of every step changes ' \
+        '0.5x mid-schedule' in open(runner.logger.handlers[-1].baseFilename).read()
+
+
 # Checkpoint files -------------------------------------------------------------
 
 def test_atomic_backend_removes_the_old_file_after_the_new_one(tmp_path):

@@ -74,6 +74,24 @@ def test_dist_train_two_cpu_processes(demo_root):
     assert any('coco/bbox_mAP' in r for r in logged_scalars(work))
 
 
+def test_dist_launchers_name_a_bad_gpus_count_and_a_busy_port(tmp_path):
+    import socket
+    proc = run_tool(['tools/dist_train.sh', DET_CFG, '--work-dir', 'w'], cwd=tmp_path,
+                    check=False)
+    assert proc.returncode == 2
+    assert "GPUS must be the number of processes per node (1, 2, ...), got '--work-dir'" \
+        in proc.stderr
+    with socket.socket() as busy:
+        busy.bind(('127.0.0.1', 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = run_tool(['tools/dist_test.sh', DET_CFG, 'x.pth', '2'], cwd=tmp_path,
+                        env={'PORT': str(port)}, check=False)
+    assert proc.returncode == 2
+    assert f'port {port} on 127.0.0.1 is in use (another run?): set PORT to a free one, ' \
+        f'e.g. PORT={port + 1}' in proc.stderr
+
+
 def test_dist_test_two_cpu_processes(det_run, demo_root):
     proc = run_tool(['tools/dist_test.sh', DET_CFG, str(det_run / 'epoch_2.pth'), '2',
                      '--work-dir', str(demo_root / 'dist_test')], cwd=demo_root,

@@ -13,6 +13,17 @@ MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON=${PYTHON:-$([[ -x "$ROOT/.venv/bin/python" ]] && echo "$ROOT/.venv/bin/python" || echo python)}
 
+if ! [[ "$NPROC" =~ ^[1-9][0-9]*$ ]]; then
+    echo "error: GPUS must be the number of processes per node (1, 2, ...), got '$NPROC'" >&2
+    exit 2
+fi
+# torchrun's rendezvous binds PORT on the first node: name a busy one before it fails
+if [[ "$NODE_RANK" == 0 ]] && (exec 3<>"/dev/tcp/$MASTER_ADDR/$PORT") 2>/dev/null; then
+    echo "error: port $PORT on $MASTER_ADDR is in use (another run?): set PORT to a free" \
+         "one, e.g. PORT=$((PORT + 1)) in front of the command" >&2
+    exit 2
+fi
+
 PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
 exec "$PYTHON" -m torch.distributed.run \
     --nnodes="$NNODES" \

@@ -44,8 +44,11 @@ class RNGStateHook(Hook):
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         states = checkpoint.get('rng_states')
         if states is not None and len(states) != get_world_size():
-            runner.logger.warning(f'checkpoint holds generator states of {len(states)} '
-                                  f'processes, this run has {get_world_size()}: not restoring them')
+            runner.logger.warning(
+                f'resuming a run of {len(states)} processes with {get_world_size()}: the '
+                f'batch of every step changes {get_world_size() / len(states):g}x mid-schedule '
+                '(scale the learning rate to match, or resume with as many processes as '
+                'before), and the generator states are not restored')
         elif states is not None:
             state = states[get_rank()]
             random.setstate(state['python'])
