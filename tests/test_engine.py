@@ -131,6 +131,10 @@ def test_divergence_stops_before_the_checkpoint(tmp_path):
     assert f'the last checkpoint, {tmp_path / "epoch_1.pth"}, was written' in str(error.value)
     assert sorted(p for p in os.listdir(tmp_path) if p.endswith('.pth')) == ['epoch_1.pth']
     assert _finite(tmp_path / 'epoch_1.pth')
+    runner = make_runner(tmp_path / 'iters', model=ToyModel(nan_from=3),
+                         train_cfg=dict(by_epoch=False, max_iters=6))
+    with pytest.raises(FloatingPointError, match=r'diverged at iteration 4: '):  # no epochs
+        runner.train()
 
 
 def test_weights_are_checked_at_the_interval_and_before_each_checkpoint(tmp_path):
@@ -176,15 +180,25 @@ def test_every_rank_stops_when_one_finds_a_non_finite_value(tmp_path, monkeypatc
         make_runner(tmp_path).train()
 
 
+class _RNGAtStart(Hook):
+    priority = 'LOWEST'  # after RNGStateHook's before_train
+
+    def before_train(self, runner):
+        self.state = torch.get_rng_state()
+
+
 def test_rng_states_travel_with_the_checkpoint(tmp_path):
     make_runner(tmp_path, epochs=1).train()
     ckpt = torch.load(tmp_path / 'epoch_1.pth', map_location='cpu', weights_only=False)
-    state = ckpt['rng_states'][0]['torch']
     torch.manual_seed(123)
-    runner = make_runner(tmp_path, epochs=2, resume=True)
+    start = _RNGAtStart()
+    runner = make_runner(tmp_path, epochs=2, resume=True, hooks=[start])
     runner.train()
     assert runner.epoch == 2
-    assert not torch.equal(state, torch.get_rng_state())  # restored, then drawn from
+    assert torch.equal(start.state, ckpt['rng_states'][0]['torch'])  # restored on resume
+    start = _RNGAtStart()  # load_from (fine-tuning): the run's own generators
+    make_runner(tmp_path / 'ft', load_from=str(tmp_path / 'epoch_1.pth'), hooks=[start]).train()
+    assert not torch.equal(start.state, ckpt['rng_states'][0]['torch'])
 
 
 def test_resuming_with_another_world_size_is_flagged(tmp_path):
@@ -194,8 +208,12 @@ def test_resuming_with_another_world_size_is_flagged(tmp_path):
     torch.save(ckpt, tmp_path / 'epoch_1.pth')
     runner = make_runner(tmp_path, epochs=2, resume=True)
     runner.train()
-    assert 'WARNING - resuming a run of 2 processes with 1: the batch of every step changes ' \
-        '0.5x mid-schedule' in open(runner.logger.handlers[-1].baseFilename).read()
+    assert 'WARNING - resuming a run of 2 processes with 1: with the same batch_size per ' \
+        'process the batch of every step changes 0.5x mid-schedule' \
+        in open(runner.logger.handlers[-1].baseFilename).read()
+    runner = make_runner(tmp_path / 'ft', load_from=str(tmp_path / 'epoch_1.pth'))
+    runner.train()  # not a resume: nothing to say
+    assert 'processes with' not in open(runner.logger.handlers[-1].baseFilename).read()
 
 
 # Checkpoint files -------------------------------------------------------------
@@ -322,7 +340,7 @@ def test_data_check_runs_once_on_the_runners_dataset_and_stops_the_run(tmp_path,
     calls = []
 
     def check(dataset, loader, report, read_headers=False):
-        calls.append((type(dataset).__name__, loader))
+        calls.append((dataset, loader))
         report.checked[loader] = f'{len(dataset)} entries'
         report.add(loader, 'odd category', 'x.jpg', fatal=False)
         if len(calls) == 1:
@@ -333,9 +351,35 @@ def test_data_check_runs_once_on_the_runners_dataset_and_stops_the_run(tmp_path,
         make_runner(tmp_path, safety=dict(data_check=True)).train()
     runner = make_runner(tmp_path, epochs=1, safety=dict(data_check=True))
     runner.train()
-    assert calls == [('ToyDataset', 'train_dataloader')] * 2  # the loop's own, once
+    assert calls[1:] == [(runner.train_dataloader.dataset, 'train_dataloader')]  # once
     assert 'train_dataloader: odd category: 1 (x.jpg)' in \
         open(runner.logger.handlers[-1].baseFilename).read()
+
+
+def test_a_failing_data_check_is_every_ranks_verdict(tmp_path, monkeypatch):
+    """An error inside rank 0's check is broadcast as the verdict (no rank is left waiting)."""
+    from mmsplitattn.engine import runner as runner_module
+    sent = []
+
+    def check(dataset, loader, report, read_headers=False):
+        raise PermissionError(13, 'Permission denied', 'x.jpg')
+
+    monkeypatch.setattr(runner_module, 'check_dataset', check)
+    monkeypatch.setattr(runner_module, 'broadcast_object_list', sent.append)
+    with pytest.raises(ValueError, match=r"^train_dataloader: the dataset check failed: "
+                       r"PermissionError: \[Errno 13\] Permission denied: 'x.jpg'"):
+        make_runner(tmp_path, safety=dict(data_check=True)).train()
+    assert sent and sent[0][0].startswith('train_dataloader: the dataset check failed')
+
+
+def test_an_evaluator_that_does_not_load_is_named_as_such(tmp_path):
+    runner = make_runner(tmp_path, test_dataloader=dict(
+        dataset=ToyDataset(2), batch_size=2, sampler=dict(type='DefaultSampler', shuffle=False)),
+        test_cfg=dict(), test_evaluator=dict(type='mmdet.CocoMetric',
+                                             ann_file=str(tmp_path / 'gone.json')))
+    with pytest.raises(DataError, match=r"an evaluator does not build: FileNotFoundError: .*"
+                       r"gone.json.*point its ann_file at the annotations"):
+        runner.test()
 
 
 def test_a_dataset_that_does_not_load_is_named_with_its_loader(tmp_path):

@@ -87,9 +87,13 @@ def test_dist_launchers_name_a_bad_gpus_count_and_a_busy_port(tmp_path):
         port = busy.getsockname()[1]
         proc = run_tool(['tools/dist_test.sh', DET_CFG, 'x.pth', '2'], cwd=tmp_path,
                         env={'PORT': str(port)}, check=False)
+        assert proc.returncode == 2
+        assert f'port {port} on 127.0.0.1 is in use (another run?): set PORT to a free one, ' \
+            f'e.g. PORT={port + 1} in front of the command\n' in proc.stderr
+        proc = run_tool(['tools/dist_test.sh', DET_CFG, 'x.pth', '2'], cwd=tmp_path,
+                        env={'PORT': str(port), 'NNODES': '2'}, check=False)
     assert proc.returncode == 2
-    assert f'port {port} on 127.0.0.1 is in use (another run?): set PORT to a free one, ' \
-        f'e.g. PORT={port + 1}' in proc.stderr
+    assert 'or, on a node other than the first, set NODE_RANK' in proc.stderr
 
 
 def test_dist_test_two_cpu_processes(det_run, demo_root):

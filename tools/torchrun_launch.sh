@@ -18,9 +18,12 @@ if ! [[ "$NPROC" =~ ^[1-9][0-9]*$ ]]; then
     exit 2
 fi
 # torchrun's rendezvous binds PORT on the first node: name a busy one before it fails
-if [[ "$NODE_RANK" == 0 ]] && (exec 3<>"/dev/tcp/$MASTER_ADDR/$PORT") 2>/dev/null; then
+# (a 2 s bound on the probe: an unreachable MASTER_ADDR is torchrun's to report)
+if [[ "$NODE_RANK" == 0 ]] && timeout 2 bash -c "exec 3<>/dev/tcp/$MASTER_ADDR/$PORT" \
+        2>/dev/null; then
     echo "error: port $PORT on $MASTER_ADDR is in use (another run?): set PORT to a free" \
-         "one, e.g. PORT=$((PORT + 1)) in front of the command" >&2
+         "one, e.g. PORT=$((PORT + 1)) in front of the command$([[ "$NNODES" != 1 ]] && echo \
+         ", or, on a node other than the first, set NODE_RANK")" >&2
     exit 2
 fi
 

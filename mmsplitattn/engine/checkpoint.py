@@ -83,10 +83,10 @@ def check_checkpoint(path: str, crc: bool = True) -> None:
         return
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint {path!r} does not exist')
-    with open(path, 'rb') as f:
-        if f.read(1) == b'\x80':  # torch < 1.6 pickle format
-            return
     try:
+        with open(path, 'rb') as f:
+            if f.read(1) == b'\x80':  # torch < 1.6 pickle format
+                return
         with zipfile.ZipFile(path) as zf:
             bad = zf.testzip() if crc else None
         if bad is not None:

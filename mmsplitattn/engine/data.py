@@ -169,11 +169,11 @@ def check_dataset(dataset, loader: str, report: DatasetReport, read_headers: boo
     decode, label values within the classes), labels, boxes, masks, no empty set."""
     entries = 0
     for leaf in leaves(dataset):
-        entries += len(leaf)
         if not hasattr(leaf, 'full_init'):  # not an MMEngine BaseDataset: no data_list
             report.add(loader, 'datasets not checked', type(leaf).__name__, fatal=False)
             continue
         leaf.full_init()  # a no-op when the Runner built it
+        entries += len(leaf)
         if not len(leaf):
             report.add(loader, 'empty dataset', f'{type(leaf).__name__} loaded no entry from '
                        f'{leaf.ann_file or leaf.data_prefix}')

@@ -5,6 +5,7 @@ from typing import Optional
 import torch
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.hooks import Hook, LoggerHook
+from mmengine.runner import EpochBasedTrainLoop
 
 from mmsplitattn.registry import HOOKS
 
@@ -54,7 +55,7 @@ class NonFiniteCheckHook(Hook):
                    or self.is_last_train_iter(runner) or checkpoint_due(runner, epoch_end=False))
         where = f'iteration {runner.iter + 1}' + (
             f' (epoch {runner.epoch + 1}, batch {batch_idx + 1})'
-            if hasattr(runner.train_loop, 'max_epochs') else '')
+            if isinstance(runner.train_loop, EpochBasedTrainLoop) else '')
         self._check(runner, bad, weights, where)
 
     def after_train_epoch(self, runner) -> None:

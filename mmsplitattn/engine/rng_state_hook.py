@@ -27,6 +27,7 @@ class RNGStateHook(Hook):
 
     priority = 'LOW'
     _states = None  # every rank's, gathered where a checkpoint follows
+    _loaded = None  # those of the checkpoint loaded, until the run starts
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         if get_world_size() > 1 and checkpoint_due(runner, epoch_end=False):
@@ -42,17 +43,25 @@ class RNGStateHook(Hook):
             checkpoint['rng_states'] = states
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        states = checkpoint.get('rng_states')
-        if states is not None and len(states) != get_world_size():
+        self._loaded = checkpoint.get('rng_states')
+
+    def before_train(self, runner) -> None:
+        """Restore the loaded states if the run resumed (``runner.iter > 0``): a
+        ``load_from`` start or a test keeps its own."""
+        states, self._loaded = self._loaded, None
+        if states is None or runner.iter == 0:
+            return
+        if len(states) != get_world_size():
             runner.logger.warning(
-                f'resuming a run of {len(states)} processes with {get_world_size()}: the '
-                f'batch of every step changes {get_world_size() / len(states):g}x mid-schedule '
-                '(scale the learning rate to match, or resume with as many processes as '
-                'before), and the generator states are not restored')
-        elif states is not None:
-            state = states[get_rank()]
-            random.setstate(state['python'])
-            np.random.set_state(state['numpy'])
-            torch.set_rng_state(state['torch'])
-            if 'cuda' in state and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(state['cuda'])
+                f'resuming a run of {len(states)} processes with {get_world_size()}: with the '
+                f'same batch_size per process the batch of every step changes '
+                f'{get_world_size() / len(states):g}x mid-schedule (scale the learning rate to '
+                'match, or resume with as many processes as before), and the generator states '
+                'are not restored')
+            return
+        state = states[get_rank()]
+        random.setstate(state['python'])
+        np.random.set_state(state['numpy'])
+        torch.set_rng_state(state['torch'])
+        if 'cuda' in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state['cuda'])

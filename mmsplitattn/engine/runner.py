@@ -1,6 +1,7 @@
 """The Runner that every config of the package selects (``runner_type``)."""
 import json
 import math
+import os
 import signal
 import threading
 
@@ -99,16 +100,29 @@ class SafeRunner(Runner):
             return built
         verdict = [None]
         if is_main_process():
-            report = DatasetReport()
-            check_dataset(dataset, loader, report, self.safety['read_headers'])
-            text = report.format(self.cfg.filename or 'the config')
-            verdict = [None if report.ok else text]
-            if report.ok and report.warnings:
-                self.logger.warning(text)
+            try:  # every rank waits for a verdict: an error is one too
+                report = DatasetReport()
+                check_dataset(dataset, loader, report, self.safety['read_headers'])
+                text = report.format(self.cfg.filename or 'the config')
+                verdict = [None if report.ok else text]
+                if report.ok and report.warnings:
+                    self.logger.warning(text)
+            except Exception as e:  # noqa: BLE001 - re-raised on every rank below
+                verdict = [f'{loader}: the dataset check failed: {type(e).__name__}: {e} '
+                           '(safety_cfg.data_check=False skips it)']
         broadcast_object_list(verdict)
         if verdict[0] is not None:
             raise ValueError(verdict[0])
         return built
+
+    def build_evaluator(self, evaluator):
+        try:
+            return super().build_evaluator(evaluator)
+        except (OSError, json.JSONDecodeError) as e:  # e.g. CocoMetric's ann_file
+            raise DataError(f'an evaluator does not build: {type(e).__name__}: {e} (working '
+                            f'directory {os.getcwd()!r}): point its ann_file at the annotations, '
+                            'e.g. --cfg-options val_evaluator.ann_file=... '
+                            'test_evaluator.ann_file=...') from None
 
     def train(self):
         if is_main_process():
@@ -129,9 +143,11 @@ class SafeRunner(Runner):
         except (KeyboardInterrupt, _Terminated) as e:
             sigint = isinstance(e, KeyboardInterrupt)
             last = find_latest_checkpoint(self.work_dir)  # the pointer follows complete saves
+            loop = self._train_loop  # self.epoch would build a train loop not built yet
+            where = f' at epoch {loop.epoch}, iteration {loop.iter}' \
+                if isinstance(loop, BaseLoop) else ''
             self.logger.error(
-                f'{"interrupted (Ctrl-C)" if sigint else "terminated (SIGTERM)"} at epoch '
-                f'{self.epoch}, iteration {self.iter}; ' + (
+                f'{"interrupted (Ctrl-C)" if sigint else "terminated (SIGTERM)"}{where}; ' + (
                     f'the last checkpoint written is {last}: continue with --resume'
                     if last else 'no checkpoint was written'))
             raise SystemExit(130 if sigint else 143) from None
