@@ -89,7 +89,8 @@ def test_empty_unbuildable_and_wrapped_datasets(data):
         "train_dataloader: dataset that does not load: 1 (FileNotFoundError: [Errno 2] No such "
         "file or directory: 'data/elsewhere/annotations/instances_train2017.json' (working "
         "directory ")
-    assert '--cfg-options train_dataloader.dataset.data_root=/path/to/data/' in report.fatal[0]
+    assert '--cfg-options train_dataloader.dataset.dataset.datasets.1.data_root=/path/to/data/' \
+        in report.fatal[0]  # the dataset inside the wrappers whose files are gone
     assert report.fatal[1] == ('val_dataloader: empty dataset: 1 (CocoDataset loaded no entry '
                                'from data/demo/coco/annotations/instances_val2017.json)')
 
@@ -148,6 +149,25 @@ def test_a_dataset_class_without_lazy_init_is_checked_as_configured(data):
     assert report.checked == {'train_dataloader': '2 entries'}
     assert report.fatal == [f'train_dataloader: missing or empty file: 1 '
                             f'({data / "imagenet"}/gone.png does not exist)']
+
+
+@pytest.mark.parametrize('serialize', [True, False])
+def test_an_entry_without_files_is_named_by_its_index(serialize):
+    from mmengine.dataset import BaseDataset
+
+    from mmsplitattn.engine import check_dataset
+    from mmsplitattn.engine.data import DatasetReport
+
+    class Labels(BaseDataset):
+        METAINFO = dict(classes=('a', 'b'))
+
+        def load_data_list(self):
+            return [dict(gt_label=1), dict(gt_label=7)]
+
+    report = DatasetReport()
+    check_dataset(Labels(serialize_data=serialize), 'train_dataloader', report)
+    assert report.fatal == ['train_dataloader: label outside the classes: 1 '
+                            '(entry 1: gt_label 7)']
 
 
 def test_label_values_and_sizes(data):

@@ -383,12 +383,18 @@ def test_an_evaluator_that_does_not_load_is_named_as_such(tmp_path):
 
 
 def test_a_dataset_that_does_not_load_is_named_with_its_loader(tmp_path):
-    runner = make_runner(tmp_path, train_dataloader=dict(
-        dataset=dict(type='mmpretrain.CustomDataset', data_root=str(tmp_path / 'gone'),
-                     ann_file='meta/train.txt', pipeline=[]), batch_size=2))
+    gone = dict(type='mmpretrain.CustomDataset', data_root=str(tmp_path / 'gone'),
+                ann_file='meta/train.txt', pipeline=[])
+    runner = make_runner(tmp_path, train_dataloader=dict(dataset=gone, batch_size=2))
     with pytest.raises(DataError, match=r"train_dataloader: the dataset does not load: "
                        r"FileNotFoundError: .*gone/meta/train.txt.*--cfg-options "
                        r"train_dataloader.dataset.data_root="):
+        runner.train()
+    loader = dict(dataset=dict(type='RepeatDataset', times=2, dataset=gone), batch_size=2)
+    runner = make_runner(tmp_path / 'wrapped', train_dataloader=loader,
+                         cfg=dict(safety_cfg=dict(data_check=False), train_dataloader=loader))
+    with pytest.raises(DataError, match=r"--cfg-options train_dataloader.dataset.dataset."
+                       r"data_root="):  # the key of the dataset inside the wrapper
         runner.train()
 
 

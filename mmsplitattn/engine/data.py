@@ -44,12 +44,25 @@ def leaves(dataset) -> List:
     return [leaf for held in held_datasets(dataset) for leaf in leaves(held)] or [dataset]
 
 
-def load_problem(loader: str, error: Exception, source: Optional[str] = None) -> str:
-    """What to say when the dataset of ``loader`` does not load (from ``source``)."""
+def load_problem(loader: str, error: Exception, source: Optional[str] = None,
+                 dataset_cfg: Optional[dict] = None) -> str:
+    """What to say when the dataset of ``loader`` (``dataset_cfg``) does not load
+    (from ``source``)."""
+    key = f'{loader}.dataset'  # of the dataset inside wrappers: the one whose files are gone
+    while isinstance(dataset_cfg, dict):
+        held = dataset_cfg.get('datasets') or []
+        if isinstance(dataset_cfg.get('dataset'), dict):  # RepeatDataset, ClassBalancedDataset
+            key, dataset_cfg = f'{key}.dataset', dataset_cfg['dataset']
+        elif held:  # ConcatDataset: the one whose data_root the error names
+            i = next((i for i, d in enumerate(held) if isinstance(d, dict)
+                      and d.get('data_root') and str(d['data_root']) in str(error)), 0)
+            key, dataset_cfg = f'{key}.datasets.{i}', held[i]
+        else:
+            break
     if isinstance(error, OSError):  # the error names the path
         return (f'{type(error).__name__}: {error} (working directory {os.getcwd()!r}): prepare '
                 'the data as the README\'s "Data" section shows, or point the config at it, '
-                f'e.g. --cfg-options {loader}.dataset.data_root=/path/to/data/')
+                f'e.g. --cfg-options {key}.data_root=/path/to/data/')
     return f'{source + ": " if source else ""}{type(error).__name__}: {error}'
 
 
@@ -126,14 +139,14 @@ def _bad_label(label, classes: float) -> bool:
 
 
 def _check_entry(entry: dict, report: DatasetReport, loader: str, classes: float,
-                 masks: bool) -> bool:
-    """The files an entry names (True if all are fine), its labels, its instances
-    (a plain loop: COCO train has 860k)."""
+                 masks: bool, index: int) -> bool:
+    """The files entry ``index`` names (True if all are fine), its labels, its
+    instances (a plain loop: COCO train has 860k)."""
     problems = [file_problem(path) for key, path in entry.items()
                 if key.endswith('_path') and isinstance(path, str) and '://' not in path]
     for problem in filter(None, problems):
         report.add(loader, 'missing or empty file', problem)
-    where = entry.get('img_path') or f'entry {entry.get("sample_idx")}'
+    where = entry.get('img_path') or f'entry {index}'
     if 'gt_label' in entry and _bad_label(entry['gt_label'], classes):
         report.add(loader, 'label outside the classes', f'{where}: gt_label {entry["gt_label"]}')
     right, bottom = entry.get('width', INF) + 1.0, entry.get('height', INF) + 1.0
@@ -182,8 +195,8 @@ def check_dataset(dataset, loader: str, report: DatasetReport, read_headers: boo
         masks = any(getattr(t, 'with_mask', False)
                     for t in getattr(leaf.pipeline, 'transforms', ()))
         # one entry at a time: a serialised dataset's entries are unpickled as needed
-        for entry in leaf.data_list or map(leaf.get_data_info, range(len(leaf))):
-            if _check_entry(entry, report, loader, classes, masks) and (read_headers or decode):
+        for i, entry in enumerate(leaf.data_list or map(leaf.get_data_info, range(len(leaf)))):
+            if _check_entry(entry, report, loader, classes, masks, i) and (read_headers or decode):
                 _check_pixels(leaf, meta, entry, report, loader, decode)
     report.checked[loader] = f'{entries} entries'
 

@@ -93,7 +93,9 @@ class SafeRunner(Runner):
         try:
             built = build(loop)
         except (OSError, json.JSONDecodeError) as e:  # files missing, annotations broken
-            raise DataError(f'{loader}: the dataset does not load: {load_problem(loader, e)}. '
+            problem = load_problem(loader, e, dataset_cfg=(self.cfg.get(loader) or {}).get(
+                'dataset'))
+            raise DataError(f'{loader}: the dataset does not load: {problem}. '
                             + SEE_TOOL.replace('CONFIG', self.cfg.filename or 'CONFIG')) from None
         dataset = getattr(getattr(built, 'dataloader', None), 'dataset', None)
         if built is loop or dataset is None or not self.safety['data_check']:

@@ -90,7 +90,7 @@ def check(cfg, loaders=LOADERS, read_headers: bool = True,
                         leaf.full_init()
             except Exception as e:  # noqa: BLE001 - named with its loader
                 report.add(loader, 'dataset that does not load',
-                           load_problem(loader, e, getattr(leaf, 'ann_file', None)))
+                           load_problem(loader, e, getattr(leaf, 'ann_file', None), dataset_cfg))
                 continue
             check_dataset(dataset, loader, report, read_headers, decode)
     return report
