@@ -398,6 +398,14 @@ def test_a_dataset_that_does_not_load_is_named_with_its_loader(tmp_path):
         runner.train()
 
 
+def test_a_missing_load_from_is_named_before_the_data_loads(tmp_path):
+    no_data = dict(type='mmpretrain.CustomDataset', data_root=str(tmp_path / 'gone'),
+                   ann_file='meta/train.txt', pipeline=[])
+    with pytest.raises(FileNotFoundError, match=r"^checkpoint '.*typo.pth' does not exist$"):
+        make_runner(tmp_path, load_from=str(tmp_path / 'typo.pth'),
+                    train_dataloader=dict(dataset=no_data, batch_size=2))
+
+
 @pytest.mark.parametrize('pair', ['train_cfg.max_epochs=', 'a.b', '=3'])
 def test_malformed_cfg_options_are_named(pair, capsys):
     parser = argparse.ArgumentParser(prog='train.py')

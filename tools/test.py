@@ -6,7 +6,6 @@ import os.path as osp
 
 from mmengine.registry import RUNNERS
 
-from mmsplitattn.engine.checkpoint import check_checkpoint
 from mmsplitattn.engine.utils import task_of, tool_config, tool_parser, unwrap_model
 
 
@@ -40,7 +39,6 @@ def trigger_visualization_hook(cfg, args, task):
 def build_cfg(args):
     cfg = tool_config(args)
     task = task_of(cfg)
-    check_checkpoint(args.checkpoint, crc=False)  # a mistyped path named before the data loads
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         trigger_visualization_hook(cfg, args, task)

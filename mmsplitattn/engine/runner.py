@@ -40,6 +40,11 @@ class SafeRunner(Runner):
     """MMEngine's Runner with the protections docs/training.md lists, set by the
     config's ``safety_cfg`` (defaults :data:`SAFETY_DEFAULTS`)."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self._load_from:  # a mistyped or truncated file named before any data loads
+            check_checkpoint(self._load_from, crc=False)
+
     @property
     def safety(self) -> dict:
         return dict(SAFETY_DEFAULTS, **(self.cfg.get('safety_cfg') or {}))
@@ -182,8 +187,6 @@ class SafeRunner(Runner):
             elif bad:
                 self.logger.warning(f'--resume: resuming from {path}, the newest good checkpoint')
             self._load_from = path
-        elif self._load_from and not self._has_loaded:
-            check_checkpoint(self._load_from, crc=False)
         super().load_or_resume()
         loop = self._train_loop
         if self._resume and isinstance(loop, BaseLoop) and self.iter >= loop.max_iters:
