@@ -50,10 +50,10 @@ def load_problem(loader: str, error: Exception, source: Optional[str] = None,
     (from ``source``)."""
     key = f'{loader}.dataset'  # of the dataset inside wrappers: the one whose files are gone
     while isinstance(dataset_cfg, dict):
-        held = dataset_cfg.get('datasets') or []
         if isinstance(dataset_cfg.get('dataset'), dict):  # RepeatDataset, ClassBalancedDataset
             key, dataset_cfg = f'{key}.dataset', dataset_cfg['dataset']
-        elif held:  # ConcatDataset: the one whose data_root the error names
+        elif dataset_cfg.get('datasets'):  # ConcatDataset: the one whose data_root the error names
+            held = dataset_cfg['datasets']
             i = next((i for i, d in enumerate(held) if isinstance(d, dict)
                       and d.get('data_root') and str(d['data_root']) in str(error)), 0)
             key, dataset_cfg = f'{key}.datasets.{i}', held[i]
